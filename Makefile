@@ -1,0 +1,41 @@
+# The two commands a new user runs: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: demo test lint typecheck unit replay-server clean venv
+
+$(STAMP): requirements.lock pyproject.toml
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip check
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make demo: nightly refresh of every dataset against the bundled replay server, then an analyst query
+demo: $(STAMP)
+	$(BIN)/scdx demo
+
+## make test: lint, type-check and the whole test suite
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipelines dags tests scripts
+	$(BIN)/ruff format --check pipelines dags tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+replay-server: $(STAMP)
+	$(BIN)/scdx replay-server
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
