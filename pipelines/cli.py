@@ -1,0 +1,693 @@
+"""``scdx``: the command line of the pipeline (refresh, demo, replay server, datasets, query)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from pipelines.contracts import ContractError, Registry, load_registry
+from pipelines.redact import install_log_redaction, redact_text
+from pipelines.runs import RunRecord
+from pipelines.settings import Settings, load_settings
+from pipelines.window import Window, parse_month
+
+# A run that found no data in its window (months not yet released) is not a failure.
+OK_STATUSES = ("published", "no_data")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _width(stream: object) -> int | None:
+    # Rich assumes 80 columns when not on a terminal (make, CI logs); the summary needs more.
+    if os.environ.get("COLUMNS"):
+        return None
+    return None if getattr(stream, "isatty", lambda: False)() else 140
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
+
+EXAMPLE_QUERY = """\
+-- Imports from China of the EV-basket headings over the latest 12 published months
+SELECT hs_code,
+       any_value(hs_description)            AS description,
+       round(sum(general_value_usd) / 1e6, 1) AS usd_millions
+FROM curated.census_trade_imports
+WHERE country_code = '5700'
+  AND period > (SELECT max(period) FROM curated.census_trade_imports) - INTERVAL 12 MONTH
+GROUP BY hs_code
+ORDER BY usd_millions DESC
+LIMIT 8"""
+
+
+BATTERY_CONCENTRATION_QUERY = """\
+-- Electric storage batteries (HS 8507, lithium-ion is 8507.60): how concentrated are U.S. imports?
+SELECT period, months_covered AS months, round(total_import_value_usd / 1e6) AS usd_millions,
+       top_supplier, top_supplier_share_pct AS top_share_pct, hhi, feoc_share_pct,
+       country_coverage_pct AS coverage_pct, change_on_prior_year_pct AS yoy_pct
+FROM marts.import_concentration
+WHERE hs_code = '8507' AND period_grain = 'year'
+ORDER BY period"""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    for noisy in ("great_expectations", "urllib3", "filelock", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_log_redaction()
+
+
+def _settings(data_dir: Path | None, live: bool, replay_url: str | None) -> Settings:
+    settings = load_settings()
+    changes: dict[str, object] = {}
+    if data_dir is not None:
+        changes["data_dir"] = data_dir.expanduser().resolve()
+    if live:
+        changes["live"] = True
+    if replay_url:
+        changes["replay_url"] = replay_url
+    return settings.with_overrides(**changes) if changes else settings
+
+
+def _registry(settings: Settings) -> Registry:
+    try:
+        return load_registry(settings.schemas_dir)
+    except ContractError as exc:
+        err_console.print(f"[red]contract error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _summary_table(runs: list[RunRecord]) -> Table:
+    table = Table(title="scdx refresh")
+    for column in (
+        "dataset",
+        "status",
+        "rows landed",
+        "rows published",
+        "rows quarantined",
+        "validation",
+        "drift",
+        "seconds",
+    ):
+        table.add_column(column, justify="right" if column.startswith(("rows", "sec")) else "left")
+    for run in runs:
+        colour = {"published": "green", "no_data": "cyan", "quarantined": "yellow"}.get(run.status, "red")
+        table.add_row(
+            run.dataset,
+            f"[{colour}]{run.status}[/{colour}]",
+            f"{run.rows_landed:,}",
+            f"{run.rows_published:,}",
+            f"{run.rows_quarantined:,}",
+            run.validation or "-",
+            run.drift_summary(),
+            f"{run.seconds:.1f}",
+        )
+    return table
+
+
+def _refresh(settings: Settings, datasets: list[str], window: Window | None) -> list[RunRecord]:
+    from pipelines.refresh import TransportError, refresh_dataset, source_endpoints, start_run
+
+    registry = _registry(settings)
+    names = datasets or sorted(registry.contracts)
+    contracts = []
+    for name in names:
+        try:
+            contracts.append(registry.get(name))
+        except ContractError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    try:
+        endpoints = source_endpoints(settings)
+        endpoint = endpoints.__enter__()
+    except (TransportError, FileNotFoundError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    runs: list[RunRecord] = []
+    try:
+        for contract in contracts:
+            run = start_run(contract)
+            try:
+                refresh_dataset(contract, registry, settings, endpoint(contract), window=window, run=run)
+            except Exception as exc:
+                if run.status == "running":
+                    run.finish("failed", error=redact_text(str(exc)))
+            runs.append(run)
+    finally:
+        endpoints.__exit__(None, None, None)
+    return runs
+
+
+def _window(start: str | None, end: str | None) -> Window | None:
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        err_console.print("[red]--start and --end go together[/red]")
+        raise typer.Exit(2)
+    return Window(parse_month(start), parse_month(end))
+
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default $SCDX_DATA_DIR or ./data).")
+]
+
+
+@app.command()
+def refresh(
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="Datasets to refresh (default: all contracts).")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Call the agency APIs instead of the replay server.")
+    ] = False,
+    replay_url: Annotated[str | None, typer.Option(help="Use a running replay server at this URL.")] = None,
+    start: Annotated[str | None, typer.Option(help="First month (YYYY-MM); default from the cursor.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last month (YYYY-MM); default this month.")] = None,
+    data_dir: DataDirOption = None,
+    no_marts: Annotated[
+        bool, typer.Option("--no-marts", help="Do not rebuild the risk marts afterwards.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run extract -> land -> normalize -> stage -> validate -> publish for each dataset, then the marts."""
+    _setup_logging(verbose)
+    settings = _settings(data_dir, live, replay_url)
+    runs = _refresh(settings, datasets or [], _window(start, end))
+    console.print(_summary_table(runs))
+    for run in runs:
+        if run.status not in OK_STATUSES and run.error:
+            err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
+    marts_ok = (
+        True if no_marts or not any(run.status == "published" for run in runs) else _build_marts(settings)
+    )
+    if any(run.status not in OK_STATUSES for run in runs) or not marts_ok:
+        raise typer.Exit(1)
+
+
+@app.command("ingest-file")
+def ingest_file_command(
+    dataset: Annotated[str, typer.Argument(help="Dataset whose contract describes the file.")],
+    path: Annotated[Path, typer.Argument(help="A file downloaded from the agency (CSV, JSON ...).")],
+    data_dir: DataDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Land a file in hand and run it through normalize -> stage -> validate -> publish."""
+    from pipelines.contracts import ContractError
+    from pipelines.refresh import ingest_file, start_run
+
+    _setup_logging(verbose)
+    settings = _settings(data_dir, live=False, replay_url=None)
+    registry = _registry(settings)
+    try:
+        contract = registry.get(dataset)
+    except ContractError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not path.is_file():
+        err_console.print(f"[red]{dataset}: no such file {path}[/red]")
+        raise typer.Exit(2)
+    run = start_run(contract)
+    try:
+        ingest_file(contract, registry, settings, path, run=run)
+    except Exception as exc:
+        if run.status == "running":
+            run.finish("failed", error=redact_text(str(exc)))
+    console.print(_summary_table([run]))
+    if run.status not in OK_STATUSES:
+        err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
+        raise typer.Exit(1)
+
+
+def _build_marts(settings: Settings) -> bool:
+    """Build the risk marts; print what was built and skipped. False when the build failed."""
+    from pipelines.layout import Layout
+    from pipelines.marts import MartError, publish_marts
+
+    try:
+        build = publish_marts(Layout(settings.data_dir), settings.keep_versions)
+    except MartError as exc:
+        err_console.print(f"[red]marts not published:[/red] {exc}")
+        return False
+    built = ", ".join(f"{name} ({rows:,} rows)" for name, rows in build.built.items()) or "none"
+    console.print(f"marts built in version {build.version}: {built}", highlight=False)
+    for name, reason in build.skipped.items():
+        console.print(f"  [yellow]skipped[/yellow] marts.{name}: {reason}", highlight=False)
+    return True
+
+
+bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    ctx: typer.Context,
+    rows: Annotated[int, typer.Option(help="Rows of the generated Census-shaped input.")] = 10_000_000,
+    out: Annotated[Path, typer.Option(help="Where the figures go (JSON).")] = Path(
+        "bench-results/bench.json"
+    ),
+    workdir: Annotated[Path, typer.Option(help="Inputs (cached) and scratch.")] = Path("bench-results/work"),
+    dlt: Annotated[
+        bool, typer.Option("--dlt/--no-dlt", help="Also run dlt (installs it in its own venv).")
+    ] = True,
+    forms: Annotated[str, typer.Option(help="Input forms: json,csv.")] = "json,csv",
+) -> None:
+    """scdx against DuckDB alone (the floor), pandas + GX, and dlt, on the same generated input."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import json
+
+    from pipelines.bench import run_bench
+
+    results = run_bench(
+        rows, workdir.resolve(), with_dlt=dlt, forms=tuple(f.strip() for f in forms.split(","))
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    table = Table(title=f"scdx bench, {rows:,} rows")
+    for column in ("approach", "input", "rows", "seconds", "rows/s", "peak RSS MiB", "ok"):
+        table.add_column(column)
+    for f in results["figures"]:
+        table.add_row(
+            f["approach"],
+            f["form"],
+            f"{f['rows']:,}",
+            f"{f['seconds']:.1f}",
+            f"{f['rows_per_second']:,}",
+            f"{f['peak_rss_mb']:.0f}",
+            "yes" if f["ok"] else f"no: {f['note'][:60]}",
+        )
+    console.print(table)
+    for name, value in results["ratios"].items():
+        console.print(f"{name}: {value if value is not None else 'n/a'}", highlight=False)
+    console.print(f"figures written to {out}", highlight=False)
+
+
+@bench_app.command("dag-parse")
+def bench_dag_parse(
+    repeats: Annotated[int, typer.Option(help="Timed parses per folder (median reported).")] = 5,
+    target: Annotated[float, typer.Option(help="Budget for parsing all DAG files, seconds.")] = 0.5,
+) -> None:
+    """Time to parse all DAG files (Airflow's own import excluded), against a one-DAG baseline."""
+    import os
+
+    from pipelines.bench_dags import dag_parse_bench
+    from pipelines.settings import PROJECT_ROOT
+
+    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    figures = dag_parse_bench(PROJECT_ROOT / "dags", repeats, env)
+    project, baseline = figures["project"], figures["baseline"]
+    console.print(
+        f"project DAGs: {project['dags']} parsed in {project['median_s']:.3f} s median (min {project['min_s']:.3f} s), "
+        f"{project['import_errors']} import errors",
+        highlight=False,
+    )
+    console.print(f"baseline (one trivial DAG): {baseline['median_s']:.3f} s median", highlight=False)
+    verdict = "within" if project["median_s"] <= target else "OVER"
+    console.print(
+        f"ratio project/baseline: {figures['ratio_project_to_baseline']:.1f}x; {verdict} the {target:.2f} s budget",
+        highlight=False,
+    )
+
+
+@app.command()
+def reliability(
+    write: Annotated[Path | None, typer.Option(help="Write the report here (docs/reliability.md).")] = None,
+) -> None:
+    """Run the fault catalogue (HTTP faults, crashes, retries, bad input, concurrency) and report."""
+    from pipelines.reliability import render_report, run_catalogue
+
+    _setup_logging(False)
+    logging.getLogger().setLevel(logging.ERROR)  # the cases fail on purpose; the report says how
+    outcomes = run_catalogue()
+    report = render_report(outcomes)
+    if write is not None:
+        write.write_text(report)
+        console.print(f"report written to {write}", highlight=False)
+    else:
+        console.print(report, highlight=False, markup=False)
+    failed = [o.case for o in outcomes if not o.passed]
+    if failed:
+        err_console.print(f"[red]{len(failed)} case(s) do not hold:[/red] {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+@app.command("airflow-pools")
+def airflow_pools_command(
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here (default: print it).")] = None,
+) -> None:
+    """The Airflow pools the DAGs use, for `airflow pools import FILE`."""
+    import json
+
+    from pipelines.tasks import airflow_pools
+
+    text = json.dumps(airflow_pools(_registry(load_settings())), indent=2)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
+        console.print(f"pools written to {out}; load them with: airflow pools import {out}", highlight=False)
+
+
+@app.command()
+def freshness(data_dir: DataDirOption = None) -> None:
+    """Each dataset's data age against its contract's freshness SLA (late ones in red)."""
+    from datetime import date as date_type
+
+    from pipelines.freshness import check_freshness
+    from pipelines.layout import Layout
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    registry = _registry(settings)
+    today = date_type.today()
+    for contract in sorted(registry.contracts.values(), key=lambda c: c.dataset):
+        report = check_freshness(contract, Layout(settings.data_dir), today)
+        console.print(("[red]" if report.late else "") + report.describe(), highlight=False)
+
+
+@app.command()
+def marts(
+    data_dir: DataDirOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
+) -> None:
+    """Build the risk marts from the published curated tables, as one new public version."""
+    _setup_logging(verbose)
+    if not _build_marts(_settings(data_dir, live=False, replay_url=None)):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """The nightly refresh of every dataset against the bundled replay server, then a query."""
+    _setup_logging(verbose)
+    settings = _settings(data_dir, live=False, replay_url=None)
+    started = time.monotonic()
+    runs = _refresh(settings, [], None)
+    console.print(_summary_table(runs))
+    failed = [run for run in runs if run.status not in OK_STATUSES]
+    for run in failed:
+        err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
+    if failed:
+        raise typer.Exit(1)
+    if not _build_marts(settings):
+        raise typer.Exit(1)
+    _print_query(settings, EXAMPLE_QUERY)
+    _print_query(settings, BATTERY_CONCENTRATION_QUERY)
+    console.print(
+        f"[dim]demo finished in {time.monotonic() - started:.1f} s; database {settings.data_dir / 'scdx.duckdb'}[/dim]"
+    )
+
+
+def _print_query(settings: Settings, sql: str) -> None:
+    from pipelines.layout import Layout
+    from pipelines.publish import open_public
+
+    with open_public(Layout(settings.data_dir)) as con:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchall()
+    console.print(f"[bold]Example analyst query[/bold] (read-only):\n[cyan]{sql}[/cyan]")
+    table = Table()
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run read-only against the public database.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Run a read-only SQL query against the current published version."""
+    settings = _settings(data_dir, live=False, replay_url=None)
+    _print_query(settings, sql)
+
+
+@app.command()
+def datasets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+) -> None:
+    """List the datasets with their data-sharing metadata (provider, steward, terms, cadence)."""
+    import json
+
+    settings = load_settings()
+    registry = _registry(settings)
+    rows = [
+        {
+            "dataset": c.dataset,
+            "version": c.version,
+            "agency": c.provider.agency,
+            "steward": c.provider.steward,
+            "classification": c.classification,
+            "allowed_use": c.allowed_use,
+            "license": c.license,
+            "schedule": c.schedule,
+            "freshness_days": c.freshness.max_age_days if c.freshness else None,
+            "retention_raw": c.retention.raw,
+            "retention_curated": c.retention.curated,
+            "title": c.title,
+        }
+        for c in sorted(registry.contracts.values(), key=lambda c: c.dataset)
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"contracts in {settings.schemas_dir}", show_lines=True)
+    for column in (
+        "dataset",
+        "provider / steward",
+        "classification",
+        "allowed use / license",
+        "cadence / freshness",
+        "retention",
+    ):
+        table.add_column(column)
+    for r in rows:
+        freshness = f"{r['freshness_days']} days" if r["freshness_days"] else "no SLA"
+        table.add_row(
+            f"{r['dataset']}\nv{r['version']}",
+            f"{r['agency']}\n{r['steward']}",
+            str(r["classification"]),
+            f"{r['allowed_use']}\n{r['license']}",
+            f"{r['schedule']}\n{freshness}",
+            f"raw: {r['retention_raw']}\ncurated: {r['retention_curated']}",
+        )
+    console.print(table)
+
+
+@app.command()
+def docs(
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default $SCDX_DATA_DIR/catalog).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the data dictionary (static HTML): one page per dataset and per code list."""
+    from pipelines.catalog import write_catalog
+    from pipelines.layout import Layout
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    index = write_catalog(
+        _registry(settings), Layout(settings.data_dir), out or settings.data_dir / "catalog"
+    )
+    console.print(f"data dictionary written: {index}", highlight=False)
+
+
+publish_app = typer.Typer(no_args_is_help=True, help="Published versions: list and roll back.")
+app.add_typer(publish_app, name="publish")
+RestrictedOption = Annotated[
+    bool, typer.Option("--restricted", help="The restricted tier instead of the public one.")
+]
+
+
+@publish_app.command("list")
+def publish_list(data_dir: DataDirOption = None, restricted: RestrictedOption = False) -> None:
+    """Every published version, newest first: kind, runs, row counts, whether still kept."""
+    from pipelines.layout import Layout
+    from pipelines.publish import PublishError, list_publishes
+    from pipelines.versions import VersionError
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    try:
+        rows = list_publishes(Layout(settings.data_dir), "restricted" if restricted else "public")
+    except (PublishError, VersionError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    table = Table(title="published versions")
+    for column in ("version", "published at", "kind", "runs", "rows per table", "kept"):
+        table.add_column(column)
+    for r in rows:
+        marker = " (current)" if r["current"] else ""
+        kind = r["kind"] + (f" of v{r['restored_version']}" if r["restored_version"] else "")
+        counts = ", ".join(
+            f"{t}={n:,}" for t, n in r["table_rows"].items() if not t.startswith("curated.ref_")
+        )
+        table.add_row(
+            f"{r['version']}{marker}",
+            str(r["published_at"]),
+            kind,
+            ", ".join(r["run_ids"] or []),
+            counts,
+            "yes" if r["kept"] else "no",
+        )
+    console.print(table)
+
+
+@publish_app.command("rollback")
+def publish_rollback(
+    version: Annotated[
+        int | None, typer.Argument(help="Version to restore (default: the data version before the current).")
+    ] = None,
+    data_dir: DataDirOption = None,
+    restricted: RestrictedOption = False,
+) -> None:
+    """Restore an earlier version atomically (as a new version; history is kept)."""
+    from pipelines.layout import Layout
+    from pipelines.publish import PublishError, rollback
+    from pipelines.versions import VersionError
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    try:
+        new, restored = rollback(
+            Layout(settings.data_dir),
+            version,
+            "restricted" if restricted else "public",
+            settings.keep_versions,
+        )
+    except (PublishError, VersionError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"version {new} is current; it restores the curated tables of version {restored}")
+
+
+@app.command()
+def lineage(
+    table: Annotated[str, typer.Argument(help="curated.<dataset> (or the dataset name)")],
+    data_dir: DataDirOption = None,
+    restricted: RestrictedOption = False,
+) -> None:
+    """The chain from a curated table back to the agency URLs (without secrets) and raw checksums."""
+    from pipelines.layout import Layout
+    from pipelines.publish import PublishError, table_lineage
+    from pipelines.versions import VersionError
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    try:
+        rows = table_lineage(Layout(settings.data_dir), table, "restricted" if restricted else "public")
+    except (PublishError, VersionError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not rows:
+        err_console.print(f"[red]no lineage for {table}[/red]")
+        raise typer.Exit(1)
+    console.print(f"[bold]{table}[/bold] as of version {rows[0]['version']}", highlight=False)
+    run = None
+    for r in rows:
+        if r["run_id"] != run:
+            run = r["run_id"]
+            console.print(f"  run {run} ({r['run_status']}, started {r['run_started_at']})", highlight=False)
+        source = f" <- {r['url']} fetched {r['fetched_at']}" if r["kind"] == "raw" else ""
+        console.print(
+            f"    {r['kind']:6} {r['path']} sha256 {r['sha256'][:16]}…{source}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+contracts_app = typer.Typer(no_args_is_help=True, help="Contract lint and compatibility.")
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("check")
+def contracts_check(
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="Git ref to compare with (breaking changes need a major bump)."),
+    ] = None,
+    schemas: Annotated[
+        Path | None, typer.Option(help="Schemas directory (default $SCDX_SCHEMAS_DIR).")
+    ] = None,
+) -> None:
+    """Lint every contract; with --against, refuse breaking changes that lack a major version bump."""
+    from pipelines.contract_check import check
+    from pipelines.contracts import ContractError
+
+    schemas_dir = (schemas or load_settings().schemas_dir).resolve()
+    try:
+        problems = check(schemas_dir, against)
+    except ContractError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    for problem in problems:
+        err_console.print(f"[red]✗[/red] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    count = len(list(schemas_dir.glob("*.yaml"))) - 1
+    console.print(
+        f"✓ {count} contract(s) in {schemas_dir} pass" + (f", compatible with {against}" if against else "")
+    )
+
+
+@app.command("replay-server")
+def replay_server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
+    recordings: Annotated[Path | None, typer.Option(help="Recordings directory.")] = None,
+) -> None:
+    """Serve the recorded agency responses on 127.0.0.1 with each agency's query semantics."""
+    from pipelines.replay.server import ReplayServer
+
+    _setup_logging(False)
+    settings = load_settings()
+    server = ReplayServer(recordings or settings.recordings_dir, port=port)
+    console.print(
+        f"replay server on {server.url} (endpoints: {', '.join(sorted(server.routes))})", highlight=False
+    )
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    """Console-script entry point.
+
+    Ends with ``os._exit`` after flushing: DuckDB 2.0's nanobind bindings print dozens of
+    "leaked instance" lines at interpreter shutdown once GX and duckdb_engine are both imported
+    (harmless, but it buries the summary). Everything we own is closed and flushed first.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""What the DAG files need at parse time, and nothing heavier: names, asset URIs, documentation.
+
+Imported by dags/*.py when the scheduler parses them, so it imports only the contract models
+(pydantic, yaml) and never pyarrow, DuckDB or Great Expectations.
+"""
+
+from __future__ import annotations
+
+from pipelines.contracts import Contract
+
+PUBLISH_POOL = "scdx_publish"
+MARTS_ASSET_URI = "scdx://marts"
+
+
+def asset_uri(dataset: str) -> str:
+    """The URI of the Asset a dataset's publish task emits (and the marts DAG schedules on)."""
+    return f"scdx://curated/{dataset}"
+
+
+def doc_md(contract: Contract) -> str:
+    """The DAG's documentation, from the contract."""
+    rows = "\n".join(f"| `{f.name}` | {f.type} | {f.description} |" for f in contract.fields)
+    freshness = f"{contract.freshness.max_age_days} days" if contract.freshness else "none"
+    return (
+        f"### {contract.title}\n\n{contract.description}\n\n"
+        f"* Provider: {contract.provider.agency} (steward: {contract.provider.steward})\n"
+        f"* Classification: **{contract.classification}**; contract v{contract.version}\n"
+        f"* Source: `{contract.source.base_url}{contract.source.path}` (pool `{contract.source.pool_name}`)\n"
+        f"* Freshness SLA: {freshness}; key: ({', '.join(contract.primary_key)})\n\n"
+        "Tasks: extract_and_land -> normalize_and_stage -> validate -> publish (emits the Asset) -> check_freshness.\n"
+        "A quarantined batch fails validate (or normalize_and_stage, for rejected drift) without retry; "
+        "the log names the quarantine path.\n\n"
+        f"| field | type | description |\n|---|---|---|\n{rows}\n"
+    )

@@ -1,0 +1,28 @@
+"""Crash points: where the fault catalogue kills a refresh to prove nothing is lost or half-published.
+
+``SCDX_FAULT_KILL_AT=<point>`` makes the process SIGKILL itself when it reaches that point — the
+same as a machine losing power or the OOM killer — and is unset in normal operation. The points
+are the stage boundaries and the steps of a publish (docs/reliability.md lists them).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+FAULT_ENV = "SCDX_FAULT_KILL_AT"
+CRASH_POINTS = (
+    "land:after_first_page",
+    "after_land",
+    "after_stage",
+    "after_validate",
+    "publish:before_commit",
+    "publish:before_swap",
+    "publish:after_swap",
+)
+
+
+def crash_point(name: str) -> None:
+    """Die here, at once and uncleanly, if the fault catalogue asked for this point."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,222 @@
+"""Land: raw response bytes exactly as received, with a manifest per response.
+
+``raw/<dataset>/<run_id>/`` is written once and never modified or deleted afterwards. The run
+directory is complete when ``_landed.json`` exists; a crashed run leaves a directory without it,
+which later stages refuse to read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.faults import crash_point
+from pipelines.http import FetchedPage, PageRequest
+from pipelines.layout import Layout
+from pipelines.redact import redact_params, redact_text
+
+LANDED_MARKER = "_landed.json"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+_EXTENSIONS = {
+    "application/json": "json",
+    "text/json": "json",
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "application/zip": "zip",
+    "text/plain": "txt",
+}
+
+
+class LandError(RuntimeError):
+    """Raw data could not be written, or a landed run is incomplete."""
+
+
+@dataclass(frozen=True)
+class LandedPage:
+    body_path: Path
+    manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LandedBatch:
+    """The raw responses of one run of one dataset."""
+
+    dataset: str
+    run_id: str
+    directory: Path
+    pages: tuple[LandedPage, ...]
+
+    @property
+    def sha256s(self) -> list[str]:
+        return [p.manifest["sha256"] for p in self.pages]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(int(p.manifest["bytes"]) for p in self.pages)
+
+
+def _extension(content_type: str | None) -> str:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return _EXTENSIONS.get(media, "bin")
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a file that must not exist yet, and flush it to disk."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def land(
+    pages: Iterable[FetchedPage],
+    dataset: str,
+    run_id: str,
+    layout: Layout,
+    origin: dict[str, str] | None = None,
+) -> LandedBatch:
+    """Write each response as it arrives (memory stays at one page) and mark the run complete.
+
+    ``origin`` is added to every manifest (default: the agency's HTTP API).
+    """
+    directory = layout.raw_dir(dataset, run_id)
+    try:
+        directory.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise LandError(f"{dataset}: {directory} already exists; landed data is never overwritten") from None
+    except OSError as exc:
+        raise LandError(f"{dataset}: cannot create {directory}: {exc.strerror}") from None
+    landed: list[LandedPage] = []
+    for sequence, page in enumerate(pages, start=1):
+        # The partition (a month, an offset, a file name) names the file; keep it a safe file name.
+        partition = page.request.partition
+        stem = partition.rsplit(".", 1)[0] if "." in partition else partition  # a file's own extension goes
+        name = f"{sequence:05d}-{_SAFE_NAME.sub('_', stem)[:100]}"
+        body_path = directory / f"{name}.{_extension(page.content_type) if page.body else 'empty'}"
+        manifest = {
+            "dataset": dataset,
+            "run_id": run_id,
+            "sequence": sequence,
+            "partition": page.request.partition,
+            "url": page.request.redacted_url,
+            "params": [list(p) for p in redact_params(page.request.params)],
+            "status": page.status,
+            "content_type": page.content_type,
+            "bytes": len(page.body),
+            "sha256": hashlib.sha256(page.body).hexdigest(),
+            "fetched_at": page.fetched_at.isoformat(),
+            "attempts": page.attempts,
+            "elapsed_s": round(page.elapsed_s, 4),
+            "response_headers": page.response_headers,
+            "file": body_path.name,
+            **(origin or {"source": "http"}),
+        }
+        try:
+            _write_new(body_path, page.body)
+            _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest))
+        except OSError as exc:
+            raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
+        landed.append(LandedPage(body_path=body_path, manifest=manifest))
+        if sequence == 1:
+            crash_point("land:after_first_page")
+    summary = {
+        "dataset": dataset,
+        "run_id": run_id,
+        "landed_at": datetime.now(UTC).isoformat(),
+        "pages": [p.manifest["file"] for p in landed],
+        "bytes": sum(int(p.manifest["bytes"]) for p in landed),
+        "sha256": [p.manifest["sha256"] for p in landed],
+    }
+    _write_new(directory / LANDED_MARKER, _manifest_bytes(summary))
+    return LandedBatch(dataset=dataset, run_id=run_id, directory=directory, pages=tuple(landed))
+
+
+_SUFFIX_TYPES = {
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".zip": "application/zip",
+    ".txt": "text/plain",
+}
+
+
+def land_file(path: Path, dataset: str, run_id: str, layout: Layout) -> LandedBatch:
+    """Land a file a user downloaded by hand, exactly like a response: bytes, manifest, marker."""
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise LandError(f"{dataset}: cannot read {path}: {exc.strerror}") from None
+    page = FetchedPage(
+        request=PageRequest(dataset=dataset, url=path.resolve().as_uri(), params=(), partition=path.name),
+        status=200,
+        content_type=_SUFFIX_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+        body=body,
+        fetched_at=datetime.now(UTC),
+        attempts=1,
+        elapsed_s=0.0,
+        response_headers={},
+    )
+    # The manifest says where the bytes came from: a file in hand, by name (and, as always, checksum).
+    return land([page], dataset, run_id, layout, origin={"source": "file", "file_name": path.name})
+
+
+class FailedAttempts:
+    """Keeps the bytes of failed attempts for diagnosis, beside the run's landed pages, bounded.
+
+    ``raw/<dataset>/<run_id>/_failed_attempts/``: at most ``max_files`` records of at most 64 KiB
+    each (what the HTTP client keeps of a rejected body), text redacted so no key echoed back by
+    an error page is stored. They are diagnostics, never read by normalize.
+    """
+
+    def __init__(self, directory: Path, max_files: int = 20) -> None:
+        self.directory = directory
+        self.max_files = max_files
+        self.kept = 0
+
+    def __call__(self, request: PageRequest, attempt: int, error: Exception) -> None:
+        if self.kept >= self.max_files:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.kept += 1
+        stem = f"{self.kept:03d}-{_SAFE_NAME.sub('_', request.partition)[:60]}-attempt{attempt}"
+        body = getattr(error, "body", b"") or b""
+        with contextlib.suppress(UnicodeDecodeError):
+            body = redact_text(body.decode("utf-8")).encode()
+        record = {
+            "url": request.redacted_url,
+            "attempt": attempt,
+            "status": getattr(error, "status", None),
+            "error": redact_text(str(error)),
+            "at": datetime.now(UTC).isoformat(),
+            "body_file": f"{stem}.body" if body else None,
+        }
+        if body:
+            (self.directory / f"{stem}.body").write_bytes(body)
+        (self.directory / f"{stem}.json").write_bytes(_manifest_bytes(record))
+
+
+def open_landed(dataset: str, run_id: str, layout: Layout) -> LandedBatch:
+    """A previously landed run, read back from its manifests (used by Airflow's later tasks)."""
+    directory = layout.raw_dir(dataset, run_id)
+    marker = directory / LANDED_MARKER
+    if not marker.exists():
+        raise LandError(f"{dataset}: {directory} is not a complete landed run (no {LANDED_MARKER})")
+    summary = json.loads(marker.read_text())
+    pages = []
+    for file_name in summary["pages"]:
+        stem = file_name.rsplit(".", 1)[0]
+        manifest = json.loads((directory / f"{stem}.manifest.json").read_text())
+        pages.append(LandedPage(body_path=directory / file_name, manifest=manifest))
+    return LandedBatch(dataset=dataset, run_id=run_id, directory=directory, pages=tuple(pages))

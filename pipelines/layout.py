@@ -1,0 +1,151 @@
+"""The data directory's layout: every path the pipeline reads or writes is named here, once.
+
+raw/<dataset>/<run_id>/          bytes exactly as received + one manifest per response
+staged/<dataset>/<run_id>/       contract-typed Parquet (zstd)
+quarantine/<dataset>/<run_id>/   staged Parquet that failed a blocking check, with its report
+reports/<dataset>/<run_id>/      validation results (ours and GX's)
+gx/data_docs/                    Great Expectations Data Docs site
+versions/public/                 immutable published database versions
+scdx.duckdb                      symlink to the current public version (what analysts open)
+locks/                           publish lock
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipelines.contracts import IDENTIFIER
+
+RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.+-]{0,127}$")
+
+
+class LayoutError(ValueError):
+    """A dataset name or run id that cannot safely become part of a path."""
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A sortable, unique run id: UTC timestamp plus random suffix."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    return f"{moment:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def check_run_id(run_id: str) -> str:
+    """Refuse run ids that would escape their directory."""
+    if not RUN_ID.match(run_id) or ".." in run_id:
+        raise LayoutError(f"invalid run id {run_id!r}: letters, digits, '_', '.', '+', '-' only")
+    return run_id
+
+
+def check_dataset(dataset: str) -> str:
+    """Refuse dataset names that are not plain identifiers (no '../', no '/')."""
+    if not IDENTIFIER.match(dataset):
+        raise LayoutError(f"invalid dataset name {dataset!r}: lowercase identifier expected")
+    return dataset
+
+
+@dataclass(frozen=True)
+class VersionStore:
+    """One tier of curated databases: the path readers open and the immutable versions behind it."""
+
+    tier: str
+    link: Path
+    versions_dir: Path
+    lock: Path
+    private: bool
+
+    def version_path(self, version: int) -> Path:
+        prefix = "scdx" if self.tier == "public" else f"scdx_{self.tier}"
+        return self.versions_dir / f"{prefix}-v{version:06d}.duckdb"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under one data directory."""
+
+    root: Path
+
+    def _run_dir(self, area: str, dataset: str, run_id: str) -> Path:
+        return self.root / area / check_dataset(dataset) / check_run_id(run_id)
+
+    def raw_dir(self, dataset: str, run_id: str) -> Path:
+        return self._run_dir("raw", dataset, run_id)
+
+    def staged_dir(self, dataset: str, run_id: str) -> Path:
+        return self._run_dir("staged", dataset, run_id)
+
+    def quarantine_dir(self, dataset: str, run_id: str) -> Path:
+        return self._run_dir("quarantine", dataset, run_id)
+
+    def report_dir(self, dataset: str, run_id: str) -> Path:
+        return self._run_dir("reports", dataset, run_id)
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.root / "gx" / "data_docs"
+
+    @property
+    def gx_results_dir(self) -> Path:
+        return self.root / "gx" / "validations"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def public_db(self) -> Path:
+        """The path analysts open: a symlink swapped atomically to the current version."""
+        return self.root / "scdx.duckdb"
+
+    @property
+    def public_versions_dir(self) -> Path:
+        return self.root / "versions" / "public"
+
+    def public_version_path(self, version: int) -> Path:
+        return self.public_versions_dir / f"scdx-v{version:06d}.duckdb"
+
+    @property
+    def publish_lock(self) -> Path:
+        return self.store("public").lock
+
+    def dataset_lock(self, dataset: str) -> Path:
+        """Held by whatever refreshes ``dataset`` (CLI run, Airflow task) while it writes run files."""
+        return self.root / "locks" / f"dataset-{check_dataset(dataset)}.lock"
+
+    def stale_temporaries(self, dataset: str) -> list[Path]:
+        """What a crashed run of ``dataset`` leaves behind: half-staged directories, validation scratch."""
+        staged = self.root / "staged" / check_dataset(dataset)
+        leftovers = sorted(staged.glob("*.tmp")) if staged.exists() else []
+        leftovers += (
+            sorted(self.work_dir.glob(f"validate-{dataset}-*.duckdb*")) if self.work_dir.exists() else []
+        )
+        return leftovers
+
+    @property
+    def restricted_db(self) -> Path:
+        """The restricted tier's database: never referenced by the public one, owner-only files."""
+        return self.store("restricted").link
+
+    def store(self, tier: str) -> VersionStore:
+        """The version store of a tier ("public" or "restricted")."""
+        if tier == "public":
+            return VersionStore(
+                tier,
+                self.public_db,
+                self.public_versions_dir,
+                self.root / "locks" / "publish-public.lock",
+                False,
+            )
+        if tier == "restricted":
+            base = self.root / "restricted"
+            return VersionStore(
+                tier,
+                base / "scdx_restricted.duckdb",
+                base / "versions",
+                self.root / "locks" / "publish-restricted.lock",
+                True,
+            )
+        raise LayoutError(f"unknown tier {tier!r}: public or restricted")

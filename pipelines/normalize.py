@@ -1,0 +1,287 @@
+"""Normalize: landed raw bytes -> Arrow record batches typed exactly by the contract.
+
+A source module's ``parse_page`` undoes its agency's quirks and hands over the page as text
+columns named as the agency names them (:class:`SourceRows`). Everything after that is common and
+lives here: the drift check against the contract (new, missing and retyped fields, each handled
+by the contract's evolution policy), casting to the contract's types with errors that name the
+dataset, file, row and field, conversion to each type's canonical unit, and conforming the page
+to the contract's Arrow schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
+from pipelines.sources import RawPage, SourceRows, source_module
+
+if TYPE_CHECKING:
+    from pipelines.land import LandedBatch
+
+ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
+SAMPLE = 5
+
+
+class NormalizeError(ValueError):
+    """Raw data that cannot be read as the agency's format; names dataset, file, row, field."""
+
+    def __init__(
+        self, dataset: str, path: Path | str, message: str, row: int | None = None, field: str | None = None
+    ):
+        where = f"{dataset}: {path}"
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+        self.dataset, self.path, self.row, self.field = dataset, str(path), row, field
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """The source differs from the contract: a field is new, missing or retyped, or a code is new."""
+
+    field: str
+    kind: str  # new_field, missing_field, type_change, new_code
+    action: str  # rejected, warned, allowed
+    detail: str
+
+
+class DriftRejected(NormalizeError):
+    """Drift the contract's evolution policy rejects: the batch is quarantined, nothing published."""
+
+    def __init__(self, dataset: str, path: Path | str, event: DriftEvent, row: int | None = None):
+        super().__init__(
+            dataset, path, f"{event.kind}: {event.detail} (evolution policy: reject)", row, event.field
+        )
+        self.event = event
+
+
+@dataclass(frozen=True)
+class UnitConversion:
+    """Values of a field converted from the unit the agency used to the type's canonical unit."""
+
+    field: str
+    from_unit: str
+    to_unit: str
+    factor: float
+    rows: int
+    file: str
+
+
+@dataclass
+class NormalizeStats:
+    """What normalizing a run saw: counts, drift and unit conversions (for the run record)."""
+
+    pages: int = 0
+    empty_pages: int = 0
+    source_rows: int = 0
+    rows: int = 0
+    drift: dict[tuple[str, str], DriftEvent] = field(default_factory=dict)
+    conversions: list[UnitConversion] = field(default_factory=list)
+
+    def record(self, event: DriftEvent) -> None:
+        self.drift.setdefault((event.field, event.kind), event)
+
+    def drift_dicts(self) -> list[dict[str, str]]:
+        return [asdict(e) for e in self.drift.values()]
+
+    def conversion_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(c) for c in self.conversions]
+
+
+def _failing_rows(array: pa.Array, target: pa.DataType) -> list[int]:
+    bad = []
+    for offset, value in enumerate(array.to_pylist()):
+        if value is None:
+            continue
+        try:
+            pc.cast(pa.array([value], type=array.type), target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            bad.append(offset)
+    return bad
+
+
+def typed_array(
+    values: Sequence[str | None] | pa.Array,
+    contract: Contract,
+    registry: Registry,
+    field_name: str,
+    path: Path | str,
+    first_row: int = 1,
+    stats: NormalizeStats | None = None,
+) -> pa.Array:
+    """Cast agency text to the field's contract type.
+
+    A value that does not cast is drift of kind ``type_change``: with the contract's policy
+    ``reject`` it raises :class:`DriftRejected` naming the row; with ``warn`` or ``allow`` the
+    value becomes null and the event is recorded. ``first_row`` is the row number, as a person
+    reading the file counts, of ``values[0]``.
+    """
+    target = arrow_type(registry.type_of(contract, field_name).arrow)
+    array = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    if array.type == target:
+        return array
+    try:
+        return pc.cast(array, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    bad = _failing_rows(array, target)
+    policy = contract.evolution.type_change
+    sample = [array[i].as_py() for i in bad[:SAMPLE]]
+    event = DriftEvent(
+        field_name,
+        "type_change",
+        ACTIONS[policy],
+        f"{len(bad)} value(s) are not {target} ({contract.field(field_name).type}), e.g. {sample}",
+    )
+    if policy == "reject":
+        raise DriftRejected(
+            contract.dataset,
+            path,
+            DriftEvent(
+                field_name,
+                "type_change",
+                "rejected",
+                f"value {sample[0]!r} is not a valid {target} ({contract.field(field_name).type})",
+            ),
+            row=first_row + bad[0],
+        )
+    if stats is not None:
+        stats.record(event)
+    bad_rows = set(bad)
+    mask = pa.array([i in bad_rows for i in range(len(array))])
+    return pc.cast(pc.if_else(mask, pa.scalar(None, array.type), array), target)
+
+
+def _convert_unit(
+    array: pa.Array,
+    contract: Contract,
+    registry: Registry,
+    field_name: str,
+    from_unit: str,
+    path: Path | str,
+    stats: NormalizeStats,
+) -> pa.Array:
+    to_unit = registry.unit_of(contract, field_name)
+    if to_unit is None or from_unit == to_unit:
+        return array
+    factor = registry.types.factor(from_unit, to_unit)
+    stats.conversions.append(
+        UnitConversion(
+            field_name, from_unit, to_unit, factor, len(array) - array.null_count, Path(str(path)).name
+        )
+    )
+    converted = pc.multiply(pc.cast(array, pa.float64()), pa.scalar(factor, pa.float64()))
+    return pc.cast(converted, array.type) if pa.types.is_floating(array.type) else converted
+
+
+def build_page(
+    rows: SourceRows, contract: Contract, registry: Registry, page: RawPage, stats: NormalizeStats
+) -> pa.Table:
+    """The common half of normalize: drift check, types, units, and the contract's schema."""
+    mapped = {f.source for f in contract.fields if f.source}
+    for column in rows.columns:
+        if column not in mapped:
+            policy = contract.evolution.new_field
+            event = DriftEvent(
+                column,
+                "new_field",
+                ACTIONS[policy],
+                f"the source sent column {column!r}, which no field maps",
+            )
+            if policy == "reject":
+                raise DriftRejected(contract.dataset, page.path, event)
+            stats.record(event)
+    out: dict[str, pa.Array] = {}
+    for f in contract.fields:
+        if f.name in rows.derived:
+            out[f.name] = typed_array(
+                rows.derived[f.name], contract, registry, f.name, page.path, rows.first_row, stats
+            )
+            continue
+        if f.source is None:
+            continue
+        if f.source not in rows.columns:
+            policy = contract.evolution.missing_field
+            event = DriftEvent(
+                f.name,
+                "missing_field",
+                ACTIONS[policy],
+                f"the source sent no column {f.source!r} (it sent: {', '.join(rows.columns)})",
+            )
+            if policy == "reject" or not f.nullable:
+                raise DriftRejected(
+                    contract.dataset, page.path, DriftEvent(f.name, "missing_field", "rejected", event.detail)
+                )
+            stats.record(event)
+            continue
+        array = typed_array(
+            rows.columns[f.source], contract, registry, f.name, page.path, rows.first_row, stats
+        )
+        from_unit = rows.units.get(f.source) or f.source_unit
+        if from_unit is not None:
+            array = _convert_unit(array, contract, registry, f.name, from_unit, page.path, stats)
+        out[f.name] = array
+    return conform(pa.table(out) if out else pa.table({}), contract, registry, page.path)
+
+
+def conform(table: pa.Table, contract: Contract, registry: Registry, path: Path | str) -> pa.Table:
+    """The page as exactly the contract's schema: its columns, in order, with its types.
+
+    A nullable field the page lacks becomes a null column; any other difference is an error,
+    because a source module must hand over contract-typed data.
+    """
+    schema = arrow_schema(contract, registry)
+    columns = []
+    for target in schema:
+        if target.name in table.column_names:
+            column = table.column(target.name)
+            if column.type != target.type:
+                raise NormalizeError(
+                    contract.dataset,
+                    path,
+                    f"normalized as {column.type}, contract says {target.type}",
+                    field=target.name,
+                )
+            columns.append(column)
+        elif contract.field(target.name).nullable:
+            columns.append(pa.nulls(table.num_rows, target.type))
+        else:
+            raise NormalizeError(
+                contract.dataset, path, "required field missing after normalize", field=target.name
+            )
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def normalize(
+    landed: LandedBatch, contract: Contract, registry: Registry, stats: NormalizeStats | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Stream the landed pages through the source's parse step and the common build, page by page."""
+    source = source_module(contract.source.module)
+    stats = stats if stats is not None else NormalizeStats()
+    for page in landed.pages:
+        raw = RawPage(dataset=contract.dataset, path=page.body_path, manifest=page.manifest)
+        stats.pages += 1
+        # A source that can stream a large file in batches says so with parse_batches.
+        streaming = getattr(source, "parse_batches", None)
+        parsed = (
+            streaming(raw, contract, registry) if streaming else [source.parse_page(raw, contract, registry)]
+        )
+        seen = False
+        for rows in parsed:
+            if rows is None:
+                continue
+            seen = True
+            stats.source_rows += rows.source_rows
+            table = build_page(rows, contract, registry, raw, stats)
+            stats.rows += table.num_rows
+            yield from table.to_batches()
+        if not seen:
+            stats.empty_pages += 1

@@ -1,0 +1,140 @@
+"""Paging strategies shared by every source, and where an API key goes in a request.
+
+A source module's ``fetch_pages(ctx)`` picks one of these and adds its agency's parameters:
+
+- ``per_month``: one request per month of the window (Census: ``time=YYYY-MM``);
+- ``offset_pages``: ``offset``/``limit`` style paging until the agency's total is reached or a
+  short page arrives (EIA ``offset``/``length``, Socrata ``$offset``/``$limit``, NREL ``offset``/``limit``);
+- ``file_requests``: one request per published file (USGS data releases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from pipelines.contracts import CodelistParam, Contract, Registry
+from pipelines.http import FetchedPage, PageRequest
+from pipelines.window import Window
+
+MAX_PAGES = 100_000  # a loop guard: no agency answer makes a run page forever
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What a source needs to ask for a run's pages: the contract, the window, where and how."""
+
+    contract: Contract
+    registry: Registry
+    window: Window
+    base_url: str
+    api_key: str | None
+    fetch: Callable[[PageRequest], FetchedPage]
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + self.contract.source.path
+
+    def request(
+        self, params: Sequence[tuple[str, str]], partition: str, expect: Sequence[str] = ()
+    ) -> PageRequest:
+        """A request to the contract's endpoint with ``params`` and the key where the agency wants it.
+
+        ``expect``: the media types a good answer has (others, e.g. an HTML error page, are retried).
+        """
+        key_params, headers = auth_params(self.contract, self.api_key)
+        return PageRequest(
+            dataset=self.contract.dataset,
+            url=self.url,
+            params=(*params, *key_params),
+            partition=partition,
+            headers=tuple(headers),
+            expect=tuple(expect),
+        )
+
+
+def auth_params(
+    contract: Contract, api_key: str | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(query parameters, headers) carrying the key as the contract's auth block says."""
+    auth = contract.source.auth
+    if auth is None or api_key is None:
+        return [], []
+    if auth.kind == "query_param":
+        return [(auth.param, api_key)], []
+    return [], [(auth.param, api_key)]
+
+
+def static_params(contract: Contract, registry: Registry) -> list[tuple[str, str]]:
+    """The contract's fixed request parameters; a list (or a code list column) is repeated."""
+    out: list[tuple[str, str]] = []
+    for name, value in contract.source.params.items():
+        if isinstance(value, CodelistParam):
+            values = registry.codelists.values(value.codelist, value.column)
+        else:
+            values = value if isinstance(value, list) else [value]
+        out.extend((name, str(v)) for v in values)
+    return out
+
+
+def per_month(
+    ctx: PageContext,
+    params: Sequence[tuple[str, str]],
+    month_format: str = "%Y-%m",
+    expect: Sequence[str] = (),
+) -> Iterator[PageRequest]:
+    """One request per month of the window, the month in the contract's paging parameter."""
+    paging = ctx.contract.source.paging
+    if paging.kind != "per_month" or not paging.param:
+        raise ValueError(f"{ctx.contract.dataset}: per_month paging needs source.paging.param")
+    for month in ctx.window.months():
+        yield ctx.request(
+            (*params, (paging.param, month.strftime(month_format))), month.strftime("%Y-%m"), expect
+        )
+
+
+def offset_pages(
+    ctx: PageContext,
+    params: Sequence[tuple[str, str]],
+    count: Callable[[FetchedPage], tuple[int, int | None]],
+    expect: Sequence[str] = (),
+) -> Iterator[FetchedPage]:
+    """Fetch pages at growing offsets until the agency's total is reached or a short page arrives.
+
+    ``count(page)`` returns (rows in this page, total rows the agency reports or None); it is the
+    source's reading of its agency's page format.
+    """
+    paging = ctx.contract.source.paging
+    if paging.kind != "offset" or not (paging.offset_param and paging.limit_param and paging.page_size):
+        raise ValueError(
+            f"{ctx.contract.dataset}: offset paging needs offset_param, limit_param and page_size"
+        )
+    offset = 0
+    for _ in range(MAX_PAGES):
+        page_params = (
+            *params,
+            (paging.offset_param, str(offset)),
+            (paging.limit_param, str(paging.page_size)),
+        )
+        page = ctx.fetch(ctx.request(page_params, f"offset-{offset:09d}", expect))
+        rows, total = count(page)
+        yield page
+        offset += rows
+        if (
+            rows == 0
+            or (total is not None and offset >= total)
+            or (total is None and rows < paging.page_size)
+        ):
+            return
+    raise RuntimeError(f"{ctx.contract.dataset}: more than {MAX_PAGES} pages; refusing to page further")
+
+
+def file_requests(
+    ctx: PageContext, params: Sequence[tuple[str, str]] = (), expect: Sequence[str] = ()
+) -> Iterator[PageRequest]:
+    """One request per file the contract lists (``paging.files``), the name in ``paging.param``."""
+    paging = ctx.contract.source.paging
+    if paging.kind != "files" or not paging.param or not paging.files:
+        raise ValueError(f"{ctx.contract.dataset}: files paging needs source.paging.param and files")
+    for name in paging.files:
+        yield ctx.request((*params, (paging.param, name)), name, expect)

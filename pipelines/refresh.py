@@ -1,0 +1,344 @@
+"""A refresh of one dataset: extract -> land -> normalize -> stage -> validate -> publish.
+
+The four steps below are what both the CLI (``refresh_dataset``) and the Airflow tasks call; each
+updates the run record, and a failure is recorded in ``meta.runs`` before it propagates.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pipelines.contracts import Contract, Registry
+from pipelines.extract import extract
+from pipelines.faults import crash_point
+from pipelines.land import FailedAttempts, LandedBatch, land, land_file
+from pipelines.layout import Layout, new_run_id
+from pipelines.locks import file_lock
+from pipelines.normalize import DriftEvent, DriftRejected, NormalizeStats, normalize
+from pipelines.publish import PublishResult, last_published, publish, record_run
+from pipelines.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
+from pipelines.redact import redact_text, resolve_api_key
+from pipelines.runs import RunRecord
+from pipelines.settings import Settings
+from pipelines.stage import StagedBatch, stage
+from pipelines.validate import ValidationReport, validate
+from pipelines.window import Window, incremental_window
+
+log = logging.getLogger("scdx.refresh")
+
+
+class TransportError(ValueError):
+    """A source URL that would send data (and keys) in clear text to a non-loopback host."""
+
+
+def check_transport(base_url: str) -> str:
+    """Only the loopback replay server may be plain HTTP; everything else is HTTPS, verified."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https":
+        return base_url
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "http" and loopback:
+        return base_url
+    raise TransportError(
+        f"refusing {base_url}: agencies are reached over HTTPS; plain HTTP only to 127.0.0.1"
+    )
+
+
+@contextmanager
+def source_endpoints(settings: Settings) -> Iterator[Callable[[Contract], str]]:
+    """Where each contract's source is reached: the agency (live), a given replay server, or a
+    replay server started here for the duration (offline by default)."""
+    if settings.live:
+        yield lambda contract: check_transport(contract.source.base_url)
+    elif settings.replay_url:
+        url = check_transport(settings.replay_url)
+        yield lambda contract: url
+    else:
+        from pipelines.replay.server import ReplayServer
+
+        with ReplayServer(settings.recordings_dir) as server:
+            yield lambda contract: server.url
+
+
+@contextmanager
+def dataset_guard(contract: Contract, settings: Settings) -> Iterator[None]:
+    """One writer of a dataset's run files at a time (CLI run or Airflow task), and a clean slate:
+    what a crashed earlier run left half-written (staging, validation scratch) is removed first.
+    A restricted dataset's run files (raw, staged, reports, quarantine) are its owner's only."""
+    layout = Layout(settings.data_dir)
+    previous_umask = os.umask(0o077) if contract.classification == "restricted" else None
+    try:
+        with file_lock(
+            layout.dataset_lock(contract.dataset),
+            settings.dataset_lock_timeout_s,
+            contract.dataset,
+        ):
+            for leftover in layout.stale_temporaries(contract.dataset):
+                log.warning("%s: removing %s left by an interrupted run", contract.dataset, leftover)
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+            yield
+    finally:
+        if previous_umask is not None:
+            os.umask(previous_umask)
+
+
+def start_run(contract: Contract, run_id: str | None = None) -> RunRecord:
+    return RunRecord(
+        run_id=run_id or new_run_id(),
+        dataset=contract.dataset,
+        contract_version=contract.version,
+        started_at=datetime.now(UTC),
+    )
+
+
+@contextmanager
+def _failure_recorded(
+    run: RunRecord,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    unless: type[Exception] | None = None,
+) -> Iterator[None]:
+    """Record a step's failure in meta.runs (redacted), then let the error propagate.
+
+    ``unless``: an error the caller handles (and records) itself. The step runs under the
+    dataset's guard (one writer of its run files at a time).
+    """
+    try:
+        with dataset_guard(contract, settings):
+            yield
+    except Exception as exc:
+        if unless is not None and isinstance(exc, unless):
+            raise
+        run.finish("failed", error=redact_text(f"{type(exc).__name__}: {exc}"))
+        try:
+            record_run(run, contract, registry, Layout(settings.data_dir), settings.keep_versions)
+        except Exception as record_error:
+            log.error("%s: could not record failed run %s: %s", contract.dataset, run.run_id, record_error)
+        raise
+
+
+def step_extract_land(
+    run: RunRecord,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    base_url: str,
+    window: Window | None = None,
+    as_of: date | None = None,
+    connection_lookup: Callable[[str], str | None] | None = None,
+) -> LandedBatch:
+    """Decide the window, fetch every page and land it; returns the landed batch."""
+    layout = Layout(settings.data_dir)
+    with _failure_recorded(run, contract, registry, settings):
+        if window is None:
+            cursor = contract.source.incremental
+            last = last_published(layout, contract, cursor.field) if cursor else None
+            window = incremental_window(contract, last, as_of or datetime.now(UTC).date())
+        run.window_start, run.window_end = window.start, window.end
+        api_key = resolve_api_key(contract.source.auth, connection_lookup)
+        log.info("%s run %s: window %s from %s", contract.dataset, run.run_id, window, base_url)
+        failed_attempts = FailedAttempts(layout.raw_dir(contract.dataset, run.run_id) / "_failed_attempts")
+        pages = extract(
+            contract,
+            registry,
+            window,
+            base_url,
+            api_key,
+            settings.http,
+            rate_limited=settings.live,
+            on_failed_attempt=failed_attempts,
+        )
+        landed = land(pages, contract.dataset, run.run_id, layout)
+        log.info(
+            "%s run %s: landed %d responses, %d bytes",
+            contract.dataset,
+            run.run_id,
+            len(landed.pages),
+            landed.total_bytes,
+        )
+    run.raw_files = len(landed.pages)
+    run.raw_bytes = landed.total_bytes
+    run.raw_sha256 = landed.sha256s
+    crash_point("after_land")
+    return landed
+
+
+def step_land_file(
+    run: RunRecord, contract: Contract, registry: Registry, settings: Settings, path: Path
+) -> LandedBatch:
+    """Land a file a user downloaded by hand, in place of fetching (scdx ingest-file)."""
+    with _failure_recorded(run, contract, registry, settings):
+        landed = land_file(path, contract.dataset, run.run_id, Layout(settings.data_dir))
+    run.raw_files = len(landed.pages)
+    run.raw_bytes = landed.total_bytes
+    run.raw_sha256 = landed.sha256s
+    log.info(
+        "%s run %s: landed file %s (%d bytes)", contract.dataset, run.run_id, path.name, landed.total_bytes
+    )
+    crash_point("after_land")
+    return landed
+
+
+def step_normalize_stage(
+    run: RunRecord,
+    landed: LandedBatch,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    restage: bool = False,
+) -> StagedBatch:
+    """Normalize the landed pages to contract types and stage them as Parquet.
+
+    Drift the contract's evolution policy rejects quarantines the run (QuarantinedError) with a
+    report naming the field; allowed and warned drift is kept on the run record. ``restage``: a
+    retried Airflow task replaces what its killed attempt staged.
+    """
+    stats = NormalizeStats()
+    layout = Layout(settings.data_dir)
+    try:
+        with _failure_recorded(run, contract, registry, settings, unless=DriftRejected):
+            staged = stage(
+                normalize(landed, contract, registry, stats), contract, registry, run.run_id, layout, restage
+            )
+    except DriftRejected as rejected:
+        run.drift = [*stats.drift_dicts(), asdict(rejected.event)]
+        error = quarantine_drift(contract.dataset, run.run_id, str(rejected), run.drift, layout)
+        _finish_quarantined(run, contract, registry, settings, error, rows=stats.source_rows)
+        raise error from None
+    finally:
+        run.rows_landed = stats.source_rows
+        run.unit_conversions = stats.conversion_dicts()
+    run.drift = stats.drift_dicts()
+    run.rows_staged = staged.rows
+    if stats.pages == stats.empty_pages:
+        # Only "no data" answers (HTTP 204, empty pages): not an error, nothing to validate or publish.
+        run.finish("no_data")
+        record_run(run, contract, registry, layout, settings.keep_versions)
+        log.info("%s run %s: no data in the window; nothing published", contract.dataset, run.run_id)
+    crash_point("after_stage")
+    return staged
+
+
+def step_validate(
+    run: RunRecord, staged: StagedBatch, contract: Contract, registry: Registry, settings: Settings
+) -> ValidationReport:
+    """Validate; a blocking failure quarantines the batch, records the run and raises QuarantinedError.
+
+    A failed referential check is also drift of kind new_code, recorded with the action its
+    severity stands for.
+    """
+    layout = Layout(settings.data_dir)
+    with _failure_recorded(run, contract, registry, settings):
+        report = validate(staged, contract, registry, layout)
+    run.validation = report.outcome
+    run.warnings = [c.describe() for c in report.warnings]
+    for check in report.checks:
+        if check.drift_kind and not check.success:
+            action = "rejected" if check.severity == "blocking" else "warned"
+            event = DriftEvent(check.column or "", check.drift_kind, action, check.describe())
+            run.drift.append(asdict(event))
+    if report.passed:
+        crash_point("after_validate")
+        return report
+    error = quarantine_batch(staged, report, layout)
+    _finish_quarantined(run, contract, registry, settings, error, rows=staged.rows)
+    raise error
+
+
+def _finish_quarantined(
+    run: RunRecord,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    error: QuarantinedError,
+    rows: int,
+) -> None:
+    run.rows_quarantined = rows
+    run.quarantine_path = str(error.quarantine_path)
+    run.finish("quarantined", error=str(error))
+    record_run(run, contract, registry, Layout(settings.data_dir), settings.keep_versions)
+
+
+def step_publish(
+    run: RunRecord, staged: StagedBatch, contract: Contract, registry: Registry, settings: Settings
+) -> PublishResult:
+    """Publish the validated batch into a new version of the curated database."""
+    with _failure_recorded(run, contract, registry, settings):
+        return publish(staged, contract, registry, Layout(settings.data_dir), run, settings.keep_versions)
+
+
+def refresh_dataset(
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    base_url: str,
+    window: Window | None = None,
+    as_of: date | None = None,
+    run: RunRecord | None = None,
+) -> RunRecord:
+    """The whole refresh of one dataset; returns its run record or raises (run recorded either way).
+
+    Pass ``run`` (from :func:`start_run`) to keep hold of the record when the refresh raises.
+    """
+    run = run or start_run(contract)
+    with dataset_guard(contract, settings):
+        landed = step_extract_land(run, contract, registry, settings, base_url, window=window, as_of=as_of)
+        staged = step_normalize_stage(run, landed, contract, registry, settings)
+        if run.status == "no_data":
+            return run
+        step_validate(run, staged, contract, registry, settings)
+        step_publish(run, staged, contract, registry, settings)
+    log.info(
+        "%s run %s: published %d rows (version %s)",
+        contract.dataset,
+        run.run_id,
+        run.rows_published,
+        run.publish_version,
+    )
+    return run
+
+
+def ingest_file(
+    contract: Contract, registry: Registry, settings: Settings, path: Path, run: RunRecord | None = None
+) -> RunRecord:
+    """The same land -> normalize -> stage -> validate -> publish path, for a file in hand."""
+    run = run or start_run(contract)
+    with dataset_guard(contract, settings):
+        landed = step_land_file(run, contract, registry, settings, path)
+        staged = step_normalize_stage(run, landed, contract, registry, settings)
+        if run.status == "no_data":
+            return run
+        step_validate(run, staged, contract, registry, settings)
+        step_publish(run, staged, contract, registry, settings)
+    return run
+
+
+__all__ = [
+    "QuarantinedError",
+    "check_transport",
+    "ingest_file",
+    "refresh_dataset",
+    "source_endpoints",
+    "start_run",
+    "step_extract_land",
+    "step_normalize_stage",
+    "step_publish",
+    "step_validate",
+]

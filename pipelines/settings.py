@@ -1,0 +1,76 @@
+"""Run-time settings, read from the environment once and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timeouts, retry bounds and size limits of every agency request."""
+
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 120.0
+    max_attempts: int = 5
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    # A server asking us to come back later than this fails the dataset instead of stalling the night.
+    retry_after_max_s: float = 300.0
+    max_response_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where data, contracts and recordings live, and how sources are reached."""
+
+    data_dir: Path
+    schemas_dir: Path
+    recordings_dir: Path
+    replay_url: str | None = None
+    live: bool = False
+    keep_versions: int = 10
+    # How long a refresh waits for another refresh of the same dataset before failing cleanly.
+    dataset_lock_timeout_s: float = 3600.0
+    http: HttpPolicy = field(default_factory=HttpPolicy)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some settings changed (CLI flags win over the environment)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not a number") from None
+
+
+def load_settings() -> Settings:
+    """Settings from ``SCDX_*`` environment variables, with the documented defaults."""
+    data_dir = Path(os.environ.get("SCDX_DATA_DIR") or "data").expanduser().resolve()
+    http = HttpPolicy(
+        connect_timeout_s=_float_env("SCDX_HTTP_CONNECT_TIMEOUT", HttpPolicy.connect_timeout_s),
+        read_timeout_s=_float_env("SCDX_HTTP_READ_TIMEOUT", HttpPolicy.read_timeout_s),
+        max_attempts=int(_float_env("SCDX_HTTP_MAX_ATTEMPTS", HttpPolicy.max_attempts)),
+        backoff_initial_s=_float_env("SCDX_HTTP_BACKOFF_INITIAL", HttpPolicy.backoff_initial_s),
+        backoff_max_s=_float_env("SCDX_HTTP_BACKOFF_MAX", HttpPolicy.backoff_max_s),
+        retry_after_max_s=_float_env("SCDX_HTTP_RETRY_AFTER_MAX", HttpPolicy.retry_after_max_s),
+        max_response_bytes=int(_float_env("SCDX_HTTP_MAX_RESPONSE_BYTES", HttpPolicy.max_response_bytes)),
+    )
+    return Settings(
+        data_dir=data_dir,
+        schemas_dir=Path(os.environ.get("SCDX_SCHEMAS_DIR") or PROJECT_ROOT / "schemas").resolve(),
+        recordings_dir=Path(os.environ.get("SCDX_RECORDINGS_DIR") or PROJECT_ROOT / "recordings").resolve(),
+        replay_url=os.environ.get("SCDX_REPLAY_URL") or None,
+        live=os.environ.get("SCDX_LIVE", "").lower() in {"1", "true", "yes"},
+        keep_versions=int(_float_env("SCDX_KEEP_VERSIONS", 10)),
+        dataset_lock_timeout_s=_float_env("SCDX_DATASET_LOCK_TIMEOUT", 3600.0),
+        http=http,
+    )

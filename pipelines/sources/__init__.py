@@ -1,0 +1,95 @@
+"""Agency sources: one small module per agency API, each saying how to page and how to parse.
+
+A source module provides two functions:
+
+    fetch_pages(ctx: PageContext) -> Iterator[FetchedPage]
+    parse_page(page: RawPage, contract, registry) -> SourceRows | None
+
+``fetch_pages`` picks a paging strategy from pipelines.paging and adds the agency's parameters.
+A source whose single responses or files can be large also provides
+
+    parse_batches(page: RawPage, contract, registry) -> Iterator[SourceRows]
+
+which normalize prefers, so memory holds one batch, not one file.
+
+``parse_page`` undoes the agency's quirks (header rows, special values, code padding, date
+formats) and returns text columns named as the agency names them; pipelines.normalize does the
+rest for every source alike (drift policy, types, units). Paging, retries and authentication are
+common code too (pipelines.paging, pipelines.http).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pipelines.contracts import Contract, Registry
+
+if TYPE_CHECKING:
+    from pipelines.http import FetchedPage
+    from pipelines.paging import PageContext
+
+
+class RawPage:
+    """A landed response as normalize sees it: the exact bytes and their manifest.
+
+    The body is read from the landed file on first use, so a source that streams a large file
+    (``parse_batches`` reading ``path`` itself) never holds it whole in memory.
+    """
+
+    __slots__ = ("_body", "dataset", "manifest", "path")
+
+    def __init__(self, dataset: str, path: Path, manifest: dict[str, Any], body: bytes | None = None):
+        self.dataset = dataset
+        self.path = path
+        self.manifest = manifest
+        self._body = body
+
+    @property
+    def body(self) -> bytes:
+        """The exact bytes the agency sent (or the file in hand)."""
+        if self._body is None:
+            self._body = self.path.read_bytes()
+        return self._body
+
+    @property
+    def status(self) -> int:
+        return int(self.manifest["status"])
+
+    def __repr__(self) -> str:
+        return f"RawPage({self.dataset!r}, {str(self.path)!r})"
+
+
+@dataclass(frozen=True)
+class SourceRows:
+    """One page with the agency's quirks undone: text columns under the agency's own names."""
+
+    columns: Mapping[str, Sequence[str | None]]
+    source_rows: int
+    # Values the source computes itself, by contract field name (e.g. Census partner_kind).
+    derived: Mapping[str, Sequence[str | None]] = field(default_factory=dict)
+    # Unit of a source column in this page, when the page says so (USGS headers: Prod_kt_2022).
+    units: dict[str, str] = field(default_factory=dict)
+    # Row number, as a person reading the file counts, of the first data row (header is row 1).
+    first_row: int = 2
+
+
+class SourceModule(Protocol):
+    def fetch_pages(self, ctx: PageContext) -> Iterator[FetchedPage]: ...
+
+    def parse_page(self, page: RawPage, contract: Contract, registry: Registry) -> SourceRows | None: ...
+
+
+def source_module(name: str) -> SourceModule:
+    """The source module called ``name`` (``pipelines/sources/<name>.py``)."""
+    try:
+        module = importlib.import_module(f"pipelines.sources.{name}")
+    except ModuleNotFoundError:
+        raise ValueError(f"no source module pipelines/sources/{name}.py") from None
+    return cast(SourceModule, module)
+
+
+__all__ = ["RawPage", "SourceModule", "SourceRows", "source_module"]

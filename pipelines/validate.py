@@ -1,0 +1,304 @@
+"""Validate: the contract's checks, compiled into a Great Expectations suite, run inside DuckDB.
+
+The staged Parquet is exposed to GX as a DuckDB view (never loaded into pandas). Results are
+written as our own report JSON and as GX's result JSON, and the Data Docs site under the data
+directory is updated. A batch with a failed blocking check goes to quarantine with its report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from pipelines.contracts import (
+    CheckSpec,
+    Contract,
+    ContractError,
+    Registry,
+    arrow_schema,
+    check_specs,
+    quote_identifier,
+)
+from pipelines.layout import Layout
+from pipelines.stage import StagedBatch
+
+log = logging.getLogger("scdx.validate")
+
+SAMPLE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check."""
+
+    check: str
+    description: str
+    severity: str
+    success: bool
+    column: str | None = None
+    unexpected_count: int | None = None
+    unexpected_sample: list[Any] = field(default_factory=list)
+    observed_value: Any = None
+    error: str | None = None
+    drift_kind: str | None = None
+
+    def describe(self) -> str:
+        target = f"({self.column})" if self.column else ""
+        detail = ""
+        if self.error:
+            detail = f": error {self.error}"
+        elif self.unexpected_count:
+            detail = f": {self.unexpected_count} unexpected, e.g. {self.unexpected_sample[:3]}"
+        elif self.observed_value is not None:
+            detail = f": observed {self.observed_value}"
+        return f"{self.check}{target} [{self.description}]{detail}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Every check of one staged batch, and where the reports were written."""
+
+    dataset: str
+    run_id: str
+    contract_version: str
+    rows: int
+    checks: tuple[CheckResult, ...]
+    report_path: Path
+    gx_result_path: Path
+    data_docs_index: Path
+    validated_at: str
+
+    @property
+    def blocking_failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.severity == "blocking"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success and c.severity == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.blocking_failures
+
+    @property
+    def outcome(self) -> str:
+        if self.blocking_failures:
+            return f"failed ({len(self.blocking_failures)} blocking)"
+        if self.warnings:
+            return f"passed, {len(self.warnings)} warning(s)"
+        return "passed"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("report_path", "gx_result_path", "data_docs_index"):
+            data[key] = str(data[key])
+        data["outcome"] = self.outcome
+        data["passed"] = self.passed
+        return data
+
+
+def _schema_check(staged: StagedBatch, contract: Contract, registry: Registry) -> CheckResult:
+    expected = arrow_schema(contract, registry)
+    want = [(f.name, str(f.type)) for f in expected]
+    for path in staged.files:
+        got = [(f.name, str(f.type)) for f in pq.read_schema(path)]
+        if got != want:
+            return CheckResult(
+                check="arrow_schema_matches_contract",
+                description="staged Parquet has the contract's columns and types",
+                severity="blocking",
+                success=False,
+                observed_value={"file": path.name, "columns": got, "expected": want},
+            )
+    return CheckResult(
+        check="arrow_schema_matches_contract",
+        description="staged Parquet has the contract's columns and types",
+        severity="blocking",
+        success=True,
+    )
+
+
+def _gx_context(layout: Layout) -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
+
+    layout.data_docs_dir.mkdir(parents=True, exist_ok=True)
+    layout.gx_results_dir.mkdir(parents=True, exist_ok=True)
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    config = DataContextConfig(store_backend_defaults=defaults)
+    # Results persist across runs so Data Docs lists every validation, not only the latest.
+    config.stores["validation_results_store"] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(layout.gx_results_dir),
+        },
+    }
+    config.data_docs_sites = {
+        "local_site": {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(layout.data_docs_dir),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+    }
+    config.progress_bars = {"globally": False}
+    config.analytics_enabled = False
+    return gx.get_context(project_config=config, mode="ephemeral")
+
+
+def _release(context: Any, datasource: Any) -> None:
+    """Close GX's DuckDB connections and drop GX's global reference to the context.
+
+    GX keeps the last context in a module-level project manager; left there, its pooled DuckDB
+    connections outlive the run and DuckDB's bindings report them as leaked at interpreter exit.
+    """
+    import gc
+
+    from great_expectations.data_context.data_context.context_factory import project_manager
+
+    datasource.get_engine().dispose()
+    project_manager.set_project(None)
+    del context, datasource
+    gc.collect()
+
+
+def _row_condition(spec: CheckSpec) -> Any:
+    """GX condition object for a spec's ``row_condition`` (field == value, AND-ed)."""
+    from great_expectations.expectations.row_conditions import Column
+
+    condition: Any = None
+    for name, value in (spec.row_condition or {}).items():
+        term = Column(name) == value
+        condition = term if condition is None else condition & term
+    return condition
+
+
+def _expectations(specs: Sequence[CheckSpec], contract: Contract) -> list[Any]:
+    import great_expectations as gx
+
+    out = []
+    for index, spec in enumerate(specs):
+        cls = getattr(gx.expectations, spec.expectation, None)
+        if cls is None:
+            raise ContractError(
+                f"{contract.dataset}: unknown Great Expectations expectation {spec.expectation!r}"
+            )
+        severity = "critical" if spec.severity == "blocking" else "warning"
+        extra: dict[str, Any] = {}
+        if spec.row_condition:
+            extra["row_condition"] = _row_condition(spec)
+        out.append(cls(**spec.kwargs, **extra, severity=severity, meta={"scdx_check": index}))
+    return out
+
+
+def _result_of(spec: CheckSpec, gx_result: Any) -> CheckResult:
+    result = gx_result.result or {}
+    exception = gx_result.exception_info or {}
+    error = None
+    if exception.get("raised_exception"):
+        error = str(exception.get("exception_message"))[:500]
+    sample = result.get("partial_unexpected_list") or []
+    if not sample and result.get("details", {}).get("unexpected_rows"):
+        sample = result["details"]["unexpected_rows"]
+    observed = result.get("observed_value")
+    return CheckResult(
+        check=spec.expectation,
+        description=spec.description,
+        severity=spec.severity,
+        success=bool(gx_result.success) and error is None,
+        column=spec.kwargs.get("column"),
+        unexpected_count=result.get("unexpected_count"),
+        unexpected_sample=[_jsonable(v) for v in list(sample)[:SAMPLE_SIZE]],
+        observed_value=_jsonable(observed),
+        error=error,
+        drift_kind=spec.drift_kind,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout: Layout) -> ValidationReport:
+    """Run every check of the contract on a staged batch; write the reports; never raise on failure."""
+    # GX logs every decorated function at INFO while importing; keep task logs readable.
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations as gx
+
+    from pipelines import gx_duckdb
+
+    gx_duckdb.register()
+
+    report_dir = layout.report_dir(contract.dataset, staged.run_id)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    layout.work_dir.mkdir(parents=True, exist_ok=True)
+    view_db = layout.work_dir / f"validate-{contract.dataset}-{staged.run_id}.duckdb"
+    view_db.unlink(missing_ok=True)
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in staged.files)
+    with duckdb.connect(str(view_db)) as con:
+        con.execute(
+            f"CREATE VIEW {quote_identifier(contract.dataset)} AS SELECT * FROM read_parquet([{files}])"
+        )
+
+    results = [_schema_check(staged, contract, registry)]
+    specs = check_specs(contract, registry)
+    context = _gx_context(layout)
+    datasource = context.data_sources.add_sql(
+        name="staged", connection_string=f"{gx_duckdb.SCHEME}:///{view_db}"
+    )
+    try:
+        asset = datasource.add_table_asset(name=contract.dataset, table_name=contract.dataset)
+        batch_definition = asset.add_batch_definition_whole_table(name=staged.run_id)
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{contract.dataset}.v{contract.version}"))
+        for expectation in _expectations(specs, contract):
+            suite.add_expectation(expectation)
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=f"{contract.dataset}.{staged.run_id}", data=batch_definition, suite=suite
+            )
+        )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{contract.dataset}.checkpoint",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
+            )
+        )
+        checkpoint_result = checkpoint.run(run_id=gx.RunIdentifier(run_name=staged.run_id))
+        (suite_result,) = checkpoint_result.run_results.values()
+        by_index = {r.expectation_config.meta["scdx_check"]: r for r in suite_result.results}
+        results.extend(_result_of(spec, by_index[i]) for i, spec in enumerate(specs))
+        gx_result_json = suite_result.to_json_dict()
+    finally:
+        _release(context, datasource)
+        view_db.unlink(missing_ok=True)
+
+    gx_result_path = report_dir / "gx_result.json"
+    gx_result_path.write_text(json.dumps(gx_result_json, indent=2, default=str))
+    report = ValidationReport(
+        dataset=contract.dataset,
+        run_id=staged.run_id,
+        contract_version=contract.version,
+        rows=staged.rows,
+        checks=tuple(results),
+        report_path=report_dir / "validation.json",
+        gx_result_path=gx_result_path,
+        data_docs_index=layout.data_docs_dir / "index.html",
+        validated_at=datetime.now(UTC).isoformat(),
+    )
+    report.report_path.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    log.info("%s run %s: validation %s", contract.dataset, staged.run_id, report.outcome)
+    return report
