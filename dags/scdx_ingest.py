@@ -1,0 +1,143 @@
+"""Ingest DAGs, one per contract in schemas/ (``ingest_<dataset>``), generated here, never hand-written.
+
+Parse time only reads the small contract YAML files; every pipeline import (pyarrow, DuckDB, GX)
+happens inside the task bodies. Each DAG: extract_and_land -> normalize_and_stage -> validate ->
+publish -> check_freshness. The extract task runs in the agency's pool (sized to its documented
+limits), publish in the one-slot publish pool, and only publish emits the dataset's Asset. The
+run's data interval decides the months fetched, so a backfilled date fetches what a run on that
+date fetches.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, dag, get_current_context, task
+
+from pipelines.contracts import Contract, load_registry
+from pipelines.dag_support import PUBLISH_POOL, asset_uri, doc_md
+
+SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or Path(__file__).resolve().parents[1] / "schemas")
+START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
+
+
+def _connection_password(conn_id: str) -> str | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id).password or None
+    except AirflowNotFoundException:
+        return None
+
+
+def _fail_quarantined(call: Any, *args: Any) -> Any:
+    """Run a task body; a quarantine fails the task at once (retrying cannot fix the data)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.quarantine import QuarantinedError
+
+    try:
+        return call(*args)
+    except QuarantinedError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
+def _run_dates() -> tuple[date, date]:
+    """The run's (start, end) day: its logical date ends it (a manual run "for 2026-04-20" means
+    that day, while Airflow sets a manual run's data interval to the trigger time); a scheduled or
+    backfilled run's data interval starts it."""
+    context = get_current_context()
+    logical = context.get("logical_date")
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    last = (logical or end or pendulum.now("UTC")).date()
+    first = start.date() if start is not None and start.date() <= last else last
+    return first, last
+
+
+def build_ingest_dag(contract: Contract) -> Any:
+    """The ingest DAG of one contract."""
+    dataset = contract.dataset
+
+    @dag(
+        dag_id=f"ingest_{dataset}",
+        schedule=contract.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["scdx", "ingest", contract.provider.agency, contract.classification],
+        doc_md=doc_md(contract),
+        default_args={
+            "owner": contract.provider.agency,
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=30),
+            "execution_timeout": timedelta(hours=2),
+        },
+    )
+    def ingest() -> None:
+        @task(pool=contract.source.pool_name)
+        def extract_and_land() -> dict[str, Any]:
+            from airflow.sdk.log import mask_secret
+
+            from pipelines import tasks
+
+            # Connection passwords are masked by Airflow already; a key from the environment too.
+            if contract.source.auth and os.environ.get(contract.source.auth.env):
+                mask_secret(os.environ[contract.source.auth.env])
+            start, end = _run_dates()
+            return tasks.extract_and_land(
+                dataset, interval_start=start, interval_end=end, connection_lookup=_connection_password
+            )
+
+        @task
+        def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
+            from pipelines import tasks
+
+            return _fail_quarantined(tasks.normalize_and_stage, run_state)
+
+        @task
+        def validate(run_state: dict[str, Any]) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from pipelines import tasks
+
+            if not tasks.has_data(run_state):
+                # Every month of the window answered "no data yet": nothing to check or publish.
+                raise AirflowSkipException(f"{dataset}: no data in the window; nothing to publish")
+            return _fail_quarantined(tasks.validate, run_state)
+
+        @task(
+            pool=PUBLISH_POOL,
+            outlets=[Asset(name=f"curated.{dataset}", uri=asset_uri(dataset), group="scdx")],
+        )
+        def publish(run_state: dict[str, Any]) -> dict[str, Any]:
+            from pipelines import tasks
+
+            return tasks.publish(run_state)
+
+        @task(retries=0, trigger_rule="all_done")
+        def check_freshness() -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from pipelines import tasks
+
+            _, as_of = _run_dates()
+            report = tasks.check_freshness(dataset, as_of)
+            if report["late"]:
+                raise AirflowFailException(report["message"])
+            return report
+
+        published = publish(validate(normalize_and_stage(extract_and_land())))
+        published >> check_freshness()
+
+    return ingest()
+
+
+for _contract in load_registry(SCHEMAS_DIR, with_codelists=False).contracts.values():
+    globals()[f"ingest_{_contract.dataset}"] = build_ingest_dag(_contract)

@@ -1,0 +1,61 @@
+"""``publish_marts``: rebuild the risk marts whenever a dataset they read publishes a new version.
+
+Scheduled on the Assets of the datasets the marts read (data-aware scheduling: any of them
+updating triggers a build); runs in the one-slot publish pool; emits ``scdx://marts``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, AssetAny, dag, task
+
+from pipelines.contracts import load_registry
+from pipelines.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri
+from pipelines.marts import datasets_read, load_marts
+
+SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or Path(__file__).resolve().parents[1] / "schemas")
+_published = load_registry(SCHEMAS_DIR, with_codelists=False).contracts
+_inputs = [
+    d for d in datasets_read(load_marts()) if d in _published and _published[d].classification == "public"
+]
+
+
+@dag(
+    dag_id="publish_marts",
+    schedule=AssetAny(*(Asset(name=f"curated.{d}", uri=asset_uri(d), group="scdx") for d in _inputs)),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["scdx", "marts", "public"],
+    doc_md=(
+        "### Risk marts\n\nRebuilds every mart in `pipelines/marts/*.sql` whose inputs are published, as one new "
+        f"public version. Inputs: {', '.join(f'`curated.{d}`' for d in _inputs)}."
+    ),
+    default_args={
+        "owner": "scdx",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(hours=1),
+    },
+)
+def publish_marts() -> None:
+    @task(pool=PUBLISH_POOL, outlets=[Asset(name="marts", uri=MARTS_ASSET_URI, group="scdx")])
+    def build_marts() -> dict[str, Any]:
+        from pipelines.layout import Layout
+        from pipelines.marts import publish_marts as build
+        from pipelines.settings import load_settings
+
+        settings = load_settings()
+        result = build(Layout(settings.data_dir), settings.keep_versions)
+        return {"version": result.version, "built": result.built, "skipped": result.skipped}
+
+    build_marts()
+
+
+publish_marts()
