@@ -1,0 +1,200 @@
+"""A real Airflow 3 deployment for tests: PostgreSQL metadata DB, api-server, scheduler and
+dag-processor as separate processes with the LocalExecutor (see shared/notes/airflow-real-scheduler.md).
+
+Every process runs in its own process group and is stopped in ``stop()`` (SIGTERM, then SIGKILL);
+the database is created fresh and dropped at the end. Nothing here is a mock: it is the same
+``airflow`` commands an operator runs (README, "Operating the scheduler").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+SCDX = str(Path(sys.executable).parent / "scdx")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _psql(sql: str) -> None:
+    import psycopg2
+
+    con = psycopg2.connect(dbname="postgres", **PG)
+    con.autocommit = True
+    try:
+        with con.cursor() as cursor:
+            cursor.execute(sql)
+    finally:
+        con.close()
+
+
+class AirflowCluster:
+    """api-server + scheduler + dag-processor on a fresh PostgreSQL database."""
+
+    def __init__(self, home: Path, dags: Path, extra_env: dict[str, str]) -> None:
+        self.home = home
+        self.database = f"scdx_airflow_{secrets.token_hex(4)}"
+        self.port = free_port()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        (home / "passwords.json").write_text(json.dumps({"admin": "admin"}))
+        self.env = {
+            **os.environ,
+            **extra_env,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{self.database}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "3",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+        }
+        self.token: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        _psql(f'CREATE DATABASE "{self.database}"')
+        self.run("airflow", "db", "migrate")
+        pools = self.home / "pools.json"
+        self.run("scdx", "airflow-pools", "--out", str(pools))
+        self.run("airflow", "pools", "import", str(pools))
+        for name in ("api-server", "scheduler", "dag-processor"):
+            log = (self.home / f"{name}.log").open("wb")
+            self.processes[name] = subprocess.Popen(
+                [AIRFLOW, name], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_healthy()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        try:
+            _psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        except Exception as exc:  # leave the test result to what happened before
+            print(f"could not drop {self.database}: {exc}", file=sys.stderr)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"===== {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.home.glob("*.log"))
+        )
+
+    # --- commands ---------------------------------------------------------------------------
+    def run(self, program: str, *args: str, timeout: float = 300) -> str:
+        """An `airflow ...` or `scdx ...` command as an operator types it; its output."""
+        executable = {"airflow": AIRFLOW, "scdx": SCDX}[program]
+        result = subprocess.run(
+            [executable, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0:
+            raise AssertionError(
+                f"{program} {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+            )
+        return result.stdout
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def _wait_healthy(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(f"airflow {name} exited with {process.returncode}\n{self.logs()}")
+            try:
+                health = self.api("GET", "/api/v2/monitor/health")
+                states = {k: v.get("status") for k, v in health.items() if isinstance(v, dict)}
+                if all(states.get(k) == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")):
+                    self.token = self.api("POST", "/auth/token", {"username": "admin", "password": "admin"})[
+                        "access_token"
+                    ]
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(1)
+        raise AssertionError(f"Airflow did not become healthy in {timeout:.0f} s\n{self.logs()}")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.api("GET", f"/api/v2/dags/{dag_id}")
+                return
+            except urllib.error.HTTPError:
+                time.sleep(2)
+        raise AssertionError(f"DAG {dag_id} was not parsed in {timeout:.0f} s\n{self.logs()}")
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+        return runs
+
+    def wait_for_run(
+        self, dag_id: str, matches: Callable[[dict[str, Any]], bool], timeout: float = 600
+    ) -> dict[str, Any]:
+        """Wait until a run the predicate picks has succeeded; fail fast if it failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.dag_runs(dag_id):
+                if matches(run) and run["state"] == "success":
+                    return run
+                if matches(run) and run["state"] == "failed":
+                    raise AssertionError(f"{dag_id} run {run['dag_run_id']} failed\n{self.logs()}")
+            time.sleep(2)
+        raise AssertionError(f"{dag_id}: no matching successful run in {timeout:.0f} s\n{self.logs()}")
+
+    def wait_for_backfills(self, dag_id: str, count: int, timeout: float = 900) -> None:
+        """Wait until ``count`` backfills of the DAG have completed with no failed run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            backfills = self.api("GET", f"/api/v2/backfills?dag_id={dag_id}")["backfills"]
+            failed = [
+                r for r in self.dag_runs(dag_id) if r["state"] == "failed" and r["run_type"] == "backfill"
+            ]
+            if failed:
+                raise AssertionError(f"{dag_id} run failed: {failed[0]['dag_run_id']}\n{self.logs()}")
+            if len(backfills) >= count and all(b.get("completed_at") for b in backfills):
+                return
+            time.sleep(3)
+        raise AssertionError(f"{dag_id}: {count} backfill(s) not completed in {timeout:.0f} s\n{self.logs()}")

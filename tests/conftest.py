@@ -1,0 +1,110 @@
+"""Shared fixtures: the real contracts, the replay server on the recorded payloads, a data dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipelines.contracts import Contract, Registry, load_registry
+from pipelines.layout import Layout
+from pipelines.replay.server import ReplayServer
+from pipelines.settings import PROJECT_ROOT, HttpPolicy, Settings
+
+SCHEMAS = PROJECT_ROOT / "schemas"
+RECORDINGS = PROJECT_ROOT / "recordings"
+CENSUS_MONTHS = RECORDINGS / "census_intltrade" / "imports_hs"
+# A distinctive fake key: tests assert it reaches the server and nothing on disk or in logs.
+TEST_API_KEY = "scdxTESTkey-7f3a9c1d2e4b5a6f"
+# The day the tests pretend to run on, so windows are the same on every machine and every date.
+AS_OF = date(2026, 11, 23)
+
+# Keep test subprocesses (Airflow, CLI) off any real scheduler or agency.
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return load_registry(SCHEMAS)
+
+
+@pytest.fixture(scope="session")
+def census(registry: Registry) -> Contract:
+    return registry.get("census_trade_imports")
+
+
+@pytest.fixture
+def fast_http() -> HttpPolicy:
+    """Real retry logic with millisecond backoff, so fault tests stay quick."""
+    return HttpPolicy(
+        connect_timeout_s=2.0,
+        read_timeout_s=5.0,
+        max_attempts=4,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.05,
+        retry_after_max_s=30.0,
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(data_dir: Path, fast_http: HttpPolicy) -> Settings:
+    return Settings(data_dir=data_dir, schemas_dir=SCHEMAS, recordings_dir=RECORDINGS, http=fast_http)
+
+
+@pytest.fixture
+def layout(data_dir: Path) -> Layout:
+    return Layout(data_dir)
+
+
+@pytest.fixture
+def replay() -> Iterator[ReplayServer]:
+    """The replay server on the bundled recordings, in this process, on a free loopback port."""
+    with ReplayServer(RECORDINGS) as server:
+        yield server
+
+
+@pytest.fixture
+def recordings_copy(tmp_path: Path) -> Path:
+    """A private copy of the recordings a test may alter (to inject bad data)."""
+    target = tmp_path / "recordings"
+    shutil.copytree(RECORDINGS, target)
+    return target
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("SCDX_CENSUS_API_KEY", TEST_API_KEY)
+    return TEST_API_KEY
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the process once pytest is done, before interpreter shutdown.
+
+    DuckDB 2.0's nanobind bindings print dozens of "leaked instance" lines at shutdown once GX
+    and duckdb_engine have been imported in the process; they would bury pytest's summary. The
+    same workaround as the scdx CLI (pipelines/cli.py: main)."""
+    if _exit_status:
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])

@@ -1,0 +1,273 @@
+"""The whole refresh against the replay server: what lands, what publishes, what is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.contracts import Contract, Registry
+from pipelines.layout import Layout
+from pipelines.publish import open_public
+from pipelines.refresh import QuarantinedError, TransportError, check_transport, refresh_dataset
+from pipelines.replay.server import ReplayServer
+from pipelines.settings import Settings
+from pipelines.window import Window
+
+from .conftest import AS_OF, CENSUS_MONTHS, TEST_API_KEY
+
+ALL_ROWS = 2405  # 481 China rows of the USA Trade Online export, each with 4 aggregate rows
+
+
+def _table(layout: Layout) -> list[tuple[object, ...]]:
+    with open_public(layout) as con:
+        return con.execute("SELECT * FROM curated.census_trade_imports ORDER BY ALL").fetchall()
+
+
+def _runs(layout: Layout) -> list[tuple[object, ...]]:
+    with open_public(layout) as con:
+        return con.execute(
+            "SELECT run_id, status, rows_landed, rows_published, rows_quarantined, validation, error, quarantine_path "
+            "FROM meta.runs ORDER BY started_at"
+        ).fetchall()
+
+
+def test_refresh_publishes_every_recorded_month_with_comments_and_a_run_record(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    run = refresh_dataset(census, registry, settings, replay.url, as_of=AS_OF)
+    assert run.status == "published"
+    assert (run.window_start, run.window_end) == (date(2024, 1, 1), date(2026, 11, 1))
+    assert run.raw_files == 35  # one request per month, 2024-01..2026-11; 2026-04 on is 204
+    assert run.rows_landed == run.rows_staged == run.rows_published == ALL_ROWS
+    with open_public(layout) as con:
+        assert con.execute(
+            "SELECT count(*), min(period), max(period) FROM curated.census_trade_imports"
+        ).fetchone() == (
+            ALL_ROWS,
+            date(2024, 1, 1),
+            date(2026, 3, 1),
+        )
+        comments = dict(
+            con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'census_trade_imports'"
+            ).fetchall()
+        )
+        assert set(comments) == set(census.field_names)
+        assert all(comments.values())
+        assert (
+            "General imports, customs value" in comments["general_value_usd"]
+            and "unit USD" in comments["general_value_usd"]
+        )
+        (table_comment,) = con.execute(
+            "SELECT comment FROM duckdb_tables() WHERE table_name = 'census_trade_imports'"
+        ).fetchone() or ("",)
+        assert "U.S. Census Bureau" in table_comment and f"v{census.version}" in table_comment
+        recorded = con.execute(
+            "SELECT status, contract_version, rows_landed, rows_published, len(raw_sha256), publish_version FROM meta.runs"
+        ).fetchall()
+        assert recorded == [("published", census.version, ALL_ROWS, ALL_ROWS, 35, 1)]
+        assert con.execute("SELECT dataset, version FROM meta.contracts").fetchall() == [
+            ("census_trade_imports", census.version)
+        ]
+
+
+def test_landed_bytes_are_exactly_what_the_server_sent_with_a_manifest_per_response(
+    census: Contract,
+    registry: Registry,
+    settings: Settings,
+    layout: Layout,
+    replay: ReplayServer,
+    api_key: str,
+) -> None:
+    run = refresh_dataset(
+        census, registry, settings, replay.url, window=Window(date(2024, 1, 1), date(2024, 2, 1))
+    )
+    raw = layout.raw_dir(census.dataset, run.run_id)
+    january = raw / "00001-2024-01.json"
+    manifest = json.loads((raw / "00001-2024-01.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(january.read_bytes()).hexdigest()
+    assert manifest["bytes"] == january.stat().st_size
+    assert manifest["status"] == 200 and manifest["content_type"].startswith("application/json")
+    assert manifest["url"].startswith(replay.url + "/data/timeseries/intltrade/imports/hs?get=I_COMMODITY,")
+    assert "key=REDACTED" in manifest["url"] and ["key", "REDACTED"] in manifest["params"]
+    assert {"fetched_at", "attempts", "partition", "run_id"} <= set(manifest)
+    # What the server answered for that exact request, byte for byte.
+    (request,) = [r for r in replay.requests if ("time", "2024-01") in r.query]
+    assert ("key", api_key) in request.query
+    assert json.loads(january.read_bytes())[0][-1] == "time"
+    assert (raw / "_landed.json").exists()
+
+
+def test_same_raw_input_published_twice_gives_the_same_rows_without_duplicates(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    window = Window(date(2025, 10, 1), date(2026, 3, 1))
+    refresh_dataset(census, registry, settings, replay.url, window=window)
+    first = _table(layout)
+    refresh_dataset(census, registry, settings, replay.url, window=window)
+    assert _table(layout) == first
+    with open_public(layout) as con:
+        duplicates = con.execute(
+            "SELECT count(*) FROM (SELECT period, hs_code, country_code FROM curated.census_trade_imports "
+            "GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()
+    assert duplicates == (0,)
+    assert [r[1] for r in _runs(layout)] == ["published", "published"]
+
+
+def test_second_run_starts_at_the_cursor_minus_the_two_month_lookback(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    refresh_dataset(census, registry, settings, replay.url, as_of=AS_OF)
+    before = _table(layout)
+    second = refresh_dataset(census, registry, settings, replay.url, as_of=AS_OF)
+    assert (second.window_start, second.window_end) == (date(2026, 1, 1), date(2026, 11, 1))
+    assert second.rows_published == 260  # January to March 2026 re-fetched and replaced
+    assert _table(layout) == before
+
+
+def _poison(recordings: Path, month: str, edit: str) -> None:
+    """Alter one recorded month the way a bad upstream release would."""
+    path = recordings / "census_intltrade" / "imports_hs" / f"{month}.json"
+    rows = json.loads(path.read_bytes())
+    china_batteries = next(i for i, r in enumerate(rows) if r[0] == "5700" and r[2] == "8507")
+    if edit == "negative_value":
+        rows[china_batteries][4] = "-5"
+    elif edit == "country_above_total":
+        rows[china_batteries][4] = str(10**13)
+    path.write_text("[" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]")
+
+
+def test_blocking_failure_quarantines_the_batch_and_the_previous_publish_stays(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, recordings_copy: Path
+) -> None:
+    window = Window(date(2026, 1, 1), date(2026, 3, 1))
+    with ReplayServer(recordings_copy) as good:
+        refresh_dataset(census, registry, settings, good.url, window=window)
+    published = _table(layout)
+    _poison(recordings_copy, "2026-03", "negative_value")
+    with ReplayServer(recordings_copy) as bad, pytest.raises(QuarantinedError) as caught:
+        refresh_dataset(census, registry, settings, bad.url, window=window)
+    message = str(caught.value)
+    assert message.startswith("census_trade_imports: run ")
+    assert "ExpectColumnValuesToBeBetween(general_value_usd)" in message and "[-5]" in message
+    target = caught.value.quarantine_path
+    assert target == layout.quarantine_dir(census.dataset, caught.value.report.run_id)
+    assert str(target) in message
+    assert sorted(p.name for p in target.iterdir()) == [
+        "gx_result.json",
+        "part-00000.parquet",
+        "validation.json",
+    ]
+    assert not layout.staged_dir(census.dataset, caught.value.report.run_id).exists()
+    assert _table(layout) == published
+    runs = _runs(layout)
+    assert [r[1] for r in runs] == ["published", "quarantined"]
+    assert runs[1][4] == 260 and runs[1][3] == 0 and runs[1][7] == str(target)
+    report = json.loads((target / "validation.json").read_text())
+    assert report["passed"] is False and report["outcome"] == "failed (1 blocking)"
+
+
+def test_warning_level_failure_publishes_and_records_the_warning(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, recordings_copy: Path
+) -> None:
+    _poison(recordings_copy, "2026-02", "country_above_total")
+    with ReplayServer(recordings_copy) as server:
+        run = refresh_dataset(
+            census, registry, settings, server.url, window=Window(date(2026, 1, 1), date(2026, 3, 1))
+        )
+    assert run.status == "published" and run.validation == "passed, 1 warning(s)"
+    assert "UnexpectedRowsExpectation" in run.warnings[0]
+    with open_public(layout) as con:
+        (warnings,) = con.execute("SELECT warnings FROM meta.runs").fetchone() or ([],)
+        value = con.execute(
+            "SELECT general_value_usd FROM curated.census_trade_imports "
+            "WHERE period = DATE '2026-02-01' AND hs_code = '8507' AND country_code = '5700'"
+        ).fetchone()
+    assert warnings == run.warnings and value == (10**13,)
+
+
+def test_api_key_never_reaches_the_data_dir_or_the_logs(
+    census: Contract,
+    registry: Registry,
+    settings: Settings,
+    layout: Layout,
+    recordings_copy: Path,
+    api_key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    window = Window(date(2026, 1, 1), date(2026, 3, 1))
+    with ReplayServer(recordings_copy) as server:
+        refresh_dataset(census, registry, settings, server.url, window=window)
+        assert all(("key", api_key) in r.query for r in server.requests)
+    _poison(recordings_copy, "2026-03", "negative_value")
+    with ReplayServer(recordings_copy) as server, pytest.raises(QuarantinedError):
+        refresh_dataset(census, registry, settings, server.url, window=window)
+    files = [p for p in layout.root.rglob("*") if p.is_file()]
+    assert len(files) > 50  # raw pages, manifests, Parquet, reports, Data Docs, database versions
+    leaking = [p for p in files if TEST_API_KEY.encode() in p.read_bytes()]
+    assert leaking == []
+    assert TEST_API_KEY not in caplog.text
+
+
+def test_data_docs_and_gx_results_are_written_under_the_data_dir(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    run = refresh_dataset(
+        census, registry, settings, replay.url, window=Window(date(2026, 1, 1), date(2026, 3, 1))
+    )
+    index = layout.data_docs_dir / "index.html"
+    assert index.exists() and "census_trade_imports" in index.read_text()
+    gx_result = json.loads((layout.report_dir(census.dataset, run.run_id) / "gx_result.json").read_text())
+    assert gx_result["success"] is True
+    assert len(gx_result["results"]) >= 10
+
+
+def test_plain_http_is_refused_except_to_loopback() -> None:
+    assert check_transport("http://127.0.0.1:8765") == "http://127.0.0.1:8765"
+    assert check_transport("https://api.census.gov") == "https://api.census.gov"
+    with pytest.raises(TransportError):
+        check_transport("http://api.census.gov")
+
+
+def test_curated_database_opens_read_only_in_a_separate_connection_during_and_after_refresh(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    refresh_dataset(census, registry, settings, replay.url, window=Window(date(2026, 1, 1), date(2026, 3, 1)))
+    reader = duckdb.connect(str(layout.public_db), read_only=True)
+    try:
+        before = reader.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone()
+        refresh_dataset(
+            census, registry, settings, replay.url, window=Window(date(2025, 1, 1), date(2026, 3, 1))
+        )
+        # The open reader still sees its complete version; a new reader sees the new one.
+        assert reader.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == before
+    finally:
+        reader.close()
+    recorded = sum(
+        len(json.loads((CENSUS_MONTHS / f"{month}.json").read_bytes())) - 1
+        for month in [f"2025-{m:02d}" for m in range(1, 13)] + ["2026-01", "2026-02", "2026-03"]
+    )
+    with open_public(layout) as con:
+        assert con.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == (recorded,)
+    assert before is not None and before[0] < recorded
+
+
+def test_a_window_with_no_released_months_ends_as_no_data_and_publishes_nothing(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    refresh_dataset(census, registry, settings, replay.url, window=Window(date(2026, 1, 1), date(2026, 3, 1)))
+    before = _table(layout)
+    run = refresh_dataset(
+        census, registry, settings, replay.url, window=Window(date(2026, 5, 1), date(2026, 7, 1))
+    )
+    assert run.status == "no_data" and run.raw_files == 3 and run.rows_published == 0 and run.error is None
+    assert _table(layout) == before
+    assert [r[1] for r in _runs(layout)] == ["published", "no_data"]

@@ -1,0 +1,118 @@
+"""Validation runs GX inside DuckDB; its verdicts must mean what GX's expectations say."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.contracts import Contract, Registry, arrow_schema
+from pipelines.layout import Layout
+from pipelines.stage import StagedBatch
+from pipelines.validate import validate
+
+
+def _staged(
+    layout: Layout, contract: Contract, registry: Registry, rows: list[dict[str, object]]
+) -> StagedBatch:
+    directory = layout.staged_dir(contract.dataset, "run-1")
+    directory.mkdir(parents=True)
+    path = directory / "part-00000.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(contract, registry)), path)
+    return StagedBatch(
+        dataset=contract.dataset, run_id="run-1", directory=directory, files=(path,), rows=len(rows)
+    )
+
+
+def _row(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "period": date(2024, 1, 1),
+        "hs_code": "8507",
+        "hs_level": "HS4",
+        "hs_description": "ELECTRIC STORAGE BATTERIES",
+        "country_code": "5700",
+        "country_name": "CHINA",
+        "partner_kind": "country",
+        "general_value_usd": 10,
+        "consumption_value_usd": 10,
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture
+def lenient(census: Contract) -> Contract:
+    """The census contract with a row floor of 1, for small hand-made batches."""
+    return census.model_copy(update={"checks": census.checks.model_copy(update={"min_rows": 1})})
+
+
+CODES = ["5700", "0003", "-", "5XXX", "57000", "570", "ABCD", "5700 ", "x5700", "57X0", ""]
+
+
+def test_regex_check_in_duckdb_agrees_with_python_re_search(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    layout = Layout(data_dir)
+    rows = [
+        _row(country_code=code, period=date(2024, 1 + i % 12, 1), hs_code=f"{1000 + i}")
+        for i, code in enumerate(CODES)
+    ]
+    report = validate(_staged(layout, lenient, registry, rows), lenient, registry, layout)
+    pattern = registry.types.types["census_cty_code"].pattern
+    assert pattern is not None
+    expected_bad = sorted(code for code in CODES if not re.search(pattern, code))
+    (regex,) = [
+        c for c in report.checks if c.check == "ExpectColumnValuesToMatchRegex" and c.column == "country_code"
+    ]
+    assert regex.error is None
+    assert regex.unexpected_count == len(expected_bad)
+    assert sorted(regex.unexpected_sample) == expected_bad
+    assert not report.passed
+
+
+def test_clean_batch_passes_every_check(lenient: Contract, registry: Registry, data_dir: Path) -> None:
+    layout = Layout(data_dir)
+    rows = [
+        _row(
+            country_code="-",
+            country_name="TOTAL FOR ALL COUNTRIES",
+            partner_kind="total",
+            general_value_usd=30,
+        ),
+        _row(),
+    ]
+    report = validate(_staged(layout, lenient, registry, rows), lenient, registry, layout)
+    failed = [c.describe() for c in report.checks if not c.success]
+    assert failed == []
+    assert report.outcome == "passed"
+    assert report.report_path.exists() and report.gx_result_path.exists() and report.data_docs_index.exists()
+
+
+def test_duplicate_key_and_nulls_and_negative_values_are_each_reported(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    layout = Layout(data_dir)
+    rows = [
+        _row(),
+        _row(),
+        _row(hs_code="2504", general_value_usd=-1),
+        _row(hs_code="2846", country_name=None),
+    ]
+    report = validate(_staged(layout, lenient, registry, rows), lenient, registry, layout)
+    failed = {(c.check, c.column) for c in report.blocking_failures}
+    assert ("ExpectCompoundColumnsToBeUnique", None) in failed
+    assert ("ExpectColumnValuesToBeBetween", "general_value_usd") in failed
+    assert ("ExpectColumnValuesToNotBeNull", "country_name") in failed
+
+
+def test_row_floor_from_the_contract_is_blocking(
+    census: Contract, registry: Registry, data_dir: Path
+) -> None:
+    layout = Layout(data_dir)
+    report = validate(_staged(layout, census, registry, [_row()]), census, registry, layout)
+    (floor,) = [c for c in report.blocking_failures if c.check == "ExpectTableRowCountToBeBetween"]
+    assert floor.observed_value == 1
