@@ -144,9 +144,9 @@ class Auth(_Model):
 
 
 class Paging(_Model):
-    """How a run's requests are split: per month, by offset, per published file, or one request."""
+    """How a run's requests are split: per month, per quarter, by offset, per published file, or one request."""
 
-    kind: Literal["per_month", "offset", "files", "none"]
+    kind: Literal["per_month", "per_quarter", "offset", "files", "none"]
     param: str | None = None
     offset_param: str | None = None
     limit_param: str | None = None
@@ -192,6 +192,9 @@ class Source(_Model):
     rate_limit: RateLimit | None = None
     # Airflow pool shared by every dataset of this agency API (default scdx_<module>).
     pool: str | None = None
+    # Columns the agency always sends that the dataset deliberately leaves out (an API that returns
+    # every attribute, e.g. other fuels' fields at the AFDC): not new_field drift, as an unknown one is.
+    ignored_columns: list[str] = Field(default_factory=list)
 
     @property
     def pool_name(self) -> str:

@@ -43,7 +43,7 @@ def extract(
                 contract.dataset,
                 request.partition,
                 page.status,
-                len(page.body),
+                page.size,
                 page.attempts,
             )
             return page

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
 
 import requests
 from tenacity import (
@@ -70,6 +73,9 @@ class PageRequest:
     headers: tuple[tuple[str, str], ...] = ()
     # Media types a good answer has; anything else (an HTML error page behind a 200) is retried.
     expect: tuple[str, ...] = ()
+    # Statuses meaning "nothing is published here (yet)" (BLS QCEW: 404 for a quarter not released):
+    # answered as a page like any other, not an error; the source reads the status as "no data".
+    absent: tuple[int, ...] = ()
 
     @property
     def redacted_url(self) -> str:
@@ -89,6 +95,15 @@ class FetchedPage:
     attempts: int
     elapsed_s: float
     response_headers: dict[str, str] = field(default_factory=dict)
+    # A body larger than HttpPolicy.spool_bytes is on disk here instead of in ``body`` (which is
+    # then empty); land moves a temporary one into place and copies one that is not (a file in hand).
+    body_file: Path | None = None
+    body_file_is_temporary: bool = True
+
+    @property
+    def size(self) -> int:
+        """Bytes of the body, wherever it is."""
+        return self.body_file.stat().st_size if self.body_file is not None else len(self.body)
 
 
 def open_session() -> requests.Session:
@@ -128,16 +143,47 @@ class _RetryAfterOrBackoff:
         return float(self._backoff(state))
 
 
-def _read_body(response: requests.Response, limit: int, where: str) -> bytes:
+def _read_body(
+    response: requests.Response, policy: HttpPolicy, where: str, dataset: str
+) -> tuple[bytes, Path | None]:
+    """The body in memory, or, past ``policy.spool_bytes``, in a temporary file (memory stays flat).
+
+    Returns (body, None) or (b"", file). A failure removes the partial file.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=1 << 16):
-        size += len(chunk)
-        if size > limit:
-            response.close()
-            raise FetchError(f"{where}: response larger than the {limit} byte limit; not landed")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    spool: Path | None = None
+    handle: IO[bytes] | None = None
+    try:
+        for chunk in response.iter_content(chunk_size=1 << 20):
+            size += len(chunk)
+            if size > policy.max_response_bytes:
+                response.close()
+                raise FetchError(
+                    f"{where}: response larger than the {policy.max_response_bytes} byte limit; not landed"
+                )
+            if handle is None and size > policy.spool_bytes:
+                if policy.spool_dir is not None:
+                    Path(policy.spool_dir).mkdir(parents=True, exist_ok=True)
+                handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below or on failure
+                    prefix=f"download-{dataset}-", suffix=".part", dir=policy.spool_dir, delete=False
+                )
+                spool = Path(handle.name)
+                handle.writelines(chunks)
+                chunks = []
+            if handle is not None:
+                handle.write(chunk)
+            else:
+                chunks.append(chunk)
+        if handle is not None and spool is not None:
+            handle.close()
+            return b"", spool
+        return b"".join(chunks), None
+    except BaseException:
+        if handle is not None and spool is not None:
+            handle.close()
+            spool.unlink(missing_ok=True)
+        raise
 
 
 def _prefix(response: requests.Response) -> bytes:
@@ -187,18 +233,27 @@ def _attempt(session: requests.Session, request: PageRequest, policy: HttpPolicy
             target = redact_url(response.headers.get("Location", "?"))
             raise FetchError(f"{where}: HTTP {status} redirect to {target} not followed", status)
         try:
-            body = _read_body(response, policy.max_response_bytes, where)
+            body, body_file = _read_body(response, policy, where, request.dataset)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             raise TransientFetchError(
                 f"{where}: body cut short: {redact_text(str(exc))}", status=status
             ) from None
         except requests.exceptions.ContentDecodingError as exc:
             raise FetchError(f"{where}: body cannot be decoded: {redact_text(str(exc))}", status) from None
-        if status >= 400:
+        media = _media_type(response.headers.get("Content-Type"))
+        absent = status in request.absent
+        wrong_type = (
+            bool(body or body_file) and bool(request.expect) and media not in request.expect and not absent
+        )
+        if body_file is not None and ((status >= 400 and not absent) or wrong_type):
+            # A rejected answer is not landed: keep its first bytes for diagnosis, drop the file.
+            with body_file.open("rb") as handle:
+                body = handle.read(DIAGNOSIS_BYTES)
+            body_file.unlink(missing_ok=True)
+        if status >= 400 and not absent:
             snippet = redact_text(body[:300].decode("utf-8", "replace")).strip()
             raise FetchError(f"{where}: HTTP {status}: {snippet}", status, body[:DIAGNOSIS_BYTES])
-        media = _media_type(response.headers.get("Content-Type"))
-        if body and request.expect and media not in request.expect:
+        if wrong_type:
             raise TransientFetchError(
                 f"{where}: HTTP {status} with content type {media or 'none'!r}, expected {' or '.join(request.expect)} "
                 "(an error page?)",
@@ -217,6 +272,7 @@ def _attempt(session: requests.Session, request: PageRequest, policy: HttpPolicy
             attempts=1,
             elapsed_s=time.monotonic() - started,
             response_headers=headers,
+            body_file=body_file,
         )
 
 

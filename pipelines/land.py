@@ -77,6 +77,35 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def _place_file(source: Path, target: Path, move: bool) -> str:
+    """Put a body that is on disk at ``target`` (a new file), in chunks; return its sha256.
+
+    A temporary download is moved (renamed when on the same filesystem); a file in hand is copied,
+    never moved. Memory holds one chunk, whatever the size.
+    """
+    digest = hashlib.sha256()
+    if move and not target.exists():
+        try:
+            os.rename(source, target)
+        except OSError:
+            pass  # another filesystem: copy below, then remove the temporary
+        else:
+            with open(target, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+                os.fsync(handle.fileno())
+            return digest.hexdigest()
+    with open(source, "rb") as reader, open(target, "xb") as writer:
+        while chunk := reader.read(1 << 20):
+            digest.update(chunk)
+            writer.write(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+    if move:
+        source.unlink(missing_ok=True)
+    return digest.hexdigest()
+
+
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 
@@ -105,7 +134,16 @@ def land(
         partition = page.request.partition
         stem = partition.rsplit(".", 1)[0] if "." in partition else partition  # a file's own extension goes
         name = f"{sequence:05d}-{_SAFE_NAME.sub('_', stem)[:100]}"
-        body_path = directory / f"{name}.{_extension(page.content_type) if page.body else 'empty'}"
+        size = page.size
+        body_path = directory / f"{name}.{_extension(page.content_type) if size else 'empty'}"
+        try:
+            if page.body_file is not None:
+                sha256 = _place_file(page.body_file, body_path, move=page.body_file_is_temporary)
+            else:
+                sha256 = hashlib.sha256(page.body).hexdigest()
+                _write_new(body_path, page.body)
+        except OSError as exc:
+            raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
         manifest = {
             "dataset": dataset,
             "run_id": run_id,
@@ -115,8 +153,8 @@ def land(
             "params": [list(p) for p in redact_params(page.request.params)],
             "status": page.status,
             "content_type": page.content_type,
-            "bytes": len(page.body),
-            "sha256": hashlib.sha256(page.body).hexdigest(),
+            "bytes": size,
+            "sha256": sha256,
             "fetched_at": page.fetched_at.isoformat(),
             "attempts": page.attempts,
             "elapsed_s": round(page.elapsed_s, 4),
@@ -125,7 +163,6 @@ def land(
             **(origin or {"source": "http"}),
         }
         try:
-            _write_new(body_path, page.body)
             _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest))
         except OSError as exc:
             raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
@@ -154,19 +191,20 @@ _SUFFIX_TYPES = {
 
 def land_file(path: Path, dataset: str, run_id: str, layout: Layout) -> LandedBatch:
     """Land a file a user downloaded by hand, exactly like a response: bytes, manifest, marker."""
-    try:
-        body = path.read_bytes()
-    except OSError as exc:
-        raise LandError(f"{dataset}: cannot read {path}: {exc.strerror}") from None
+    if not path.is_file():
+        raise LandError(f"{dataset}: cannot read {path}: not a file")
+    # The file is copied into place in chunks, never read whole (a bulk file can be hundreds of MB).
     page = FetchedPage(
         request=PageRequest(dataset=dataset, url=path.resolve().as_uri(), params=(), partition=path.name),
         status=200,
         content_type=_SUFFIX_TYPES.get(path.suffix.lower(), "application/octet-stream"),
-        body=body,
+        body=b"",
         fetched_at=datetime.now(UTC),
         attempts=1,
         elapsed_s=0.0,
         response_headers={},
+        body_file=path,
+        body_file_is_temporary=False,
     )
     # The manifest says where the bytes came from: a file in hand, by name (and, as always, checksum).
     return land([page], dataset, run_id, layout, origin={"source": "file", "file_name": path.name})

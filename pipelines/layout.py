@@ -116,11 +116,15 @@ class Layout:
         return self.root / "locks" / f"dataset-{check_dataset(dataset)}.lock"
 
     def stale_temporaries(self, dataset: str) -> list[Path]:
-        """What a crashed run of ``dataset`` leaves behind: half-staged directories, validation scratch."""
+        """What a crashed run of ``dataset`` leaves behind: half-staged directories, scratch, partial downloads."""
         staged = self.root / "staged" / check_dataset(dataset)
         leftovers = sorted(staged.glob("*.tmp")) if staged.exists() else []
         leftovers += (
             sorted(self.work_dir.glob(f"validate-{dataset}-*.duckdb*")) if self.work_dir.exists() else []
+        )
+        # A download spooled to disk (pipelines.http) by a run killed before landing it.
+        leftovers += (
+            sorted(self.work_dir.glob(f"download-{dataset}-*.part")) if self.work_dir.exists() else []
         )
         return leftovers
 

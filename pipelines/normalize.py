@@ -11,7 +11,7 @@ to the contract's Arrow schema.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,19 @@ class NormalizeStats:
     def record(self, event: DriftEvent) -> None:
         self.drift.setdefault((event.field, event.kind), event)
 
+    def add_conversion(self, conversion: UnitConversion) -> None:
+        """Record a conversion; batches of one file add up to one record per field and file."""
+        for i, seen in enumerate(self.conversions):
+            if (seen.field, seen.from_unit, seen.to_unit, seen.file) == (
+                conversion.field,
+                conversion.from_unit,
+                conversion.to_unit,
+                conversion.file,
+            ):
+                self.conversions[i] = replace(seen, rows=seen.rows + conversion.rows)
+                return
+        self.conversions.append(conversion)
+
     def drift_dicts(self) -> list[dict[str, str]]:
         return [asdict(e) for e in self.drift.values()]
 
@@ -128,6 +141,9 @@ def typed_array(
     array = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
     if array.type == target:
         return array
+    if array.null_count == len(array):
+        # No value to cast: nulls of the contract's type (Arrow has no cast from text to a list).
+        return pa.nulls(len(array), target)
     try:
         return pc.cast(array, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -173,7 +189,7 @@ def _convert_unit(
     if to_unit is None or from_unit == to_unit:
         return array
     factor = registry.types.factor(from_unit, to_unit)
-    stats.conversions.append(
+    stats.add_conversion(
         UnitConversion(
             field_name, from_unit, to_unit, factor, len(array) - array.null_count, Path(str(path)).name
         )
@@ -186,7 +202,7 @@ def build_page(
     rows: SourceRows, contract: Contract, registry: Registry, page: RawPage, stats: NormalizeStats
 ) -> pa.Table:
     """The common half of normalize: drift check, types, units, and the contract's schema."""
-    mapped = {f.source for f in contract.fields if f.source}
+    mapped = {f.source for f in contract.fields if f.source} | set(contract.source.ignored_columns)
     for column in rows.columns:
         if column not in mapped:
             policy = contract.evolution.new_field

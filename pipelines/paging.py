@@ -3,6 +3,8 @@
 A source module's ``fetch_pages(ctx)`` picks one of these and adds its agency's parameters:
 
 - ``per_month``: one request per month of the window (Census: ``time=YYYY-MM``);
+- ``per_quarter``: one request per calendar quarter of the window and slice, the quarter in the
+  path (BLS QCEW: ``/cew/data/api/{year}/{quarter}/industry/{industry}.csv``);
 - ``offset_pages``: ``offset``/``limit`` style paging until the agency's total is reached or a
   short page arrives (EIA ``offset``/``length``, Socrata ``$offset``/``$limit``, NREL ``offset``/``limit``);
 - ``file_requests``: one request per published file (USGS data releases).
@@ -10,14 +12,22 @@ A source module's ``fetch_pages(ctx)`` picks one of these and adds its agency's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from pipelines.contracts import CodelistParam, Contract, Registry
 from pipelines.http import FetchedPage, PageRequest
 from pipelines.window import Window
 
 MAX_PAGES = 100_000  # a loop guard: no agency answer makes a run page forever
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def path_placeholders(contract: Contract) -> list[str]:
+    """The ``{name}`` placeholders of the contract's source path, in order."""
+    return _PLACEHOLDER.findall(contract.source.path)
 
 
 @dataclass(frozen=True)
@@ -35,21 +45,42 @@ class PageContext:
     def url(self) -> str:
         return self.base_url.rstrip("/") + self.contract.source.path
 
+    def url_for(self, path_values: Mapping[str, str]) -> str:
+        """The endpoint with the path's ``{name}`` placeholders filled (each value URL-quoted)."""
+
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in path_values:
+                raise ValueError(
+                    f"{self.contract.dataset}: no value for {{{name}}} in {self.contract.source.path}"
+                )
+            return quote(str(path_values[name]), safe="")
+
+        return self.base_url.rstrip("/") + _PLACEHOLDER.sub(fill, self.contract.source.path)
+
     def request(
-        self, params: Sequence[tuple[str, str]], partition: str, expect: Sequence[str] = ()
+        self,
+        params: Sequence[tuple[str, str]],
+        partition: str,
+        expect: Sequence[str] = (),
+        path_values: Mapping[str, str] | None = None,
+        absent: Sequence[int] = (),
     ) -> PageRequest:
         """A request to the contract's endpoint with ``params`` and the key where the agency wants it.
 
         ``expect``: the media types a good answer has (others, e.g. an HTML error page, are retried).
+        ``path_values``: values of the path's placeholders. ``absent``: statuses meaning "nothing
+        published there (yet)", answered as a page instead of an error.
         """
         key_params, headers = auth_params(self.contract, self.api_key)
         return PageRequest(
             dataset=self.contract.dataset,
-            url=self.url,
+            url=self.url if path_values is None else self.url_for(path_values),
             params=(*params, *key_params),
             partition=partition,
             headers=tuple(headers),
             expect=tuple(expect),
+            absent=tuple(absent),
         )
 
 
@@ -65,15 +96,24 @@ def auth_params(
     return [], [(auth.param, api_key)]
 
 
+def param_values(contract: Contract, registry: Registry, name: str) -> list[str]:
+    """The values of one contract parameter: a list's items, a code list column, or the one value."""
+    value = contract.source.params[name]
+    if isinstance(value, CodelistParam):
+        return registry.codelists.values(value.codelist, value.column)
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
 def static_params(contract: Contract, registry: Registry) -> list[tuple[str, str]]:
-    """The contract's fixed request parameters; a list (or a code list column) is repeated."""
+    """The contract's fixed query parameters; a list (or a code list column) is repeated.
+
+    A parameter named by a ``{placeholder}`` of the path goes into the path, not the query.
+    """
+    in_path = set(path_placeholders(contract))
     out: list[tuple[str, str]] = []
-    for name, value in contract.source.params.items():
-        if isinstance(value, CodelistParam):
-            values = registry.codelists.values(value.codelist, value.column)
-        else:
-            values = value if isinstance(value, list) else [value]
-        out.extend((name, str(v)) for v in values)
+    for name in contract.source.params:
+        if name not in in_path:
+            out.extend((name, v) for v in param_values(contract, registry, name))
     return out
 
 
@@ -138,3 +178,32 @@ def file_requests(
         raise ValueError(f"{ctx.contract.dataset}: files paging needs source.paging.param and files")
     for name in paging.files:
         yield ctx.request((*params, (paging.param, name)), name, expect)
+
+
+def per_quarter(
+    ctx: PageContext,
+    params: Sequence[tuple[str, str]] = (),
+    slices: Sequence[Mapping[str, str]] = ({},),
+    expect: Sequence[str] = (),
+    absent: Sequence[int] = (),
+) -> Iterator[PageRequest]:
+    """One request per calendar quarter the window touches and per slice, oldest quarter first.
+
+    The path's ``{year}`` and ``{quarter}`` (1 to 4) placeholders take the quarter; each slice
+    gives the values of the other placeholders (e.g. ``{"industry": "335911"}``). The partition
+    names both (``2021-Q1-335911``). ``absent``: statuses meaning the agency has not published that
+    quarter (yet), answered as an empty page.
+    """
+    if ctx.contract.source.paging.kind != "per_quarter":
+        raise ValueError(f"{ctx.contract.dataset}: per_quarter paging needs source.paging.kind per_quarter")
+    names = set(path_placeholders(ctx.contract))
+    if not {"year", "quarter"} <= names:
+        raise ValueError(
+            f"{ctx.contract.dataset}: per_quarter paging needs {{year}} and {{quarter}} in source.path"
+        )
+    for first_day in ctx.window.quarters():
+        quarter = str((first_day.month - 1) // 3 + 1)
+        for values in slices:
+            path_values = {"year": str(first_day.year), "quarter": quarter, **values}
+            partition = "-".join([f"{first_day.year}-Q{quarter}", *values.values()])
+            yield ctx.request(params, partition, expect, path_values=path_values, absent=absent)

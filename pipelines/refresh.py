@@ -12,7 +12,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -152,7 +152,7 @@ def step_extract_land(
             last = last_published(layout, contract, cursor.field) if cursor else None
             window = incremental_window(contract, last, as_of or datetime.now(UTC).date())
         run.window_start, run.window_end = window.start, window.end
-        api_key = resolve_api_key(contract.source.auth, connection_lookup)
+        api_key = resolve_api_key(contract.source.auth, connection_lookup, live=settings.live)
         log.info("%s run %s: window %s from %s", contract.dataset, run.run_id, window, base_url)
         failed_attempts = FailedAttempts(layout.raw_dir(contract.dataset, run.run_id) / "_failed_attempts")
         pages = extract(
@@ -161,7 +161,8 @@ def step_extract_land(
             window,
             base_url,
             api_key,
-            settings.http,
+            # A body too large for memory is spooled under the data directory, beside where it lands.
+            replace(settings.http, spool_dir=settings.http.spool_dir or str(layout.work_dir)),
             rate_limited=settings.live,
             on_failed_attempt=failed_attempts,
         )

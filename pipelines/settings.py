@@ -21,6 +21,10 @@ class HttpPolicy:
     # A server asking us to come back later than this fails the dataset instead of stalling the night.
     retry_after_max_s: float = 300.0
     max_response_bytes: int = 512 * 1024 * 1024
+    # A body larger than this is written to a temporary file as it arrives (a bulk file of hundreds
+    # of MB never sits in memory); ``spool_dir`` is where (the system's temporary directory if None).
+    spool_bytes: int = 64 * 1024 * 1024
+    spool_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,19 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some settings changed (CLI flags win over the environment)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+DUCKDB_MEMORY_LIMIT = "2GB"
+
+
+def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
+    """Settings of the pipeline's own read-write DuckDB connections (validation, publishing).
+
+    A memory limit (``SCDX_DUCKDB_MEMORY_LIMIT``, default 2GB) makes the joins and aggregations of
+    a large dataset (a key check over tens of millions of rows) spill to disk instead of growing
+    the process: DuckDB's own default is 80% of the machine's memory.
+    """
+    return {"memory_limit": os.environ.get("SCDX_DUCKDB_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT}
 
 
 def _float_env(name: str, default: float) -> float:
@@ -63,6 +80,7 @@ def load_settings() -> Settings:
         backoff_max_s=_float_env("SCDX_HTTP_BACKOFF_MAX", HttpPolicy.backoff_max_s),
         retry_after_max_s=_float_env("SCDX_HTTP_RETRY_AFTER_MAX", HttpPolicy.retry_after_max_s),
         max_response_bytes=int(_float_env("SCDX_HTTP_MAX_RESPONSE_BYTES", HttpPolicy.max_response_bytes)),
+        spool_bytes=int(_float_env("SCDX_HTTP_SPOOL_BYTES", HttpPolicy.spool_bytes)),
     )
     return Settings(
         data_dir=data_dir,

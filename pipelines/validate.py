@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import duckdb
 import pyarrow.parquet as pq
@@ -28,6 +29,7 @@ from pipelines.contracts import (
     quote_identifier,
 )
 from pipelines.layout import Layout
+from pipelines.settings import duckdb_config
 from pipelines.stage import StagedBatch
 
 log = logging.getLogger("scdx.validate")
@@ -109,8 +111,13 @@ def _schema_check(staged: StagedBatch, contract: Contract, registry: Registry) -
     expected = arrow_schema(contract, registry)
     want = [(f.name, str(f.type)) for f in expected]
     for path in staged.files:
-        got = [(f.name, str(f.type)) for f in pq.read_schema(path)]
-        if got != want:
+        actual = pq.read_schema(path)
+        got = [(f.name, str(f.type)) for f in actual]
+        # Types compare as Arrow types, not text: Parquet names a list's item "element".
+        same = actual.names == expected.names and all(
+            a.type.equals(e.type) for a, e in zip(actual, expected, strict=True)
+        )
+        if not same:
             return CheckResult(
                 check="arrow_schema_matches_contract",
                 description="staged Parquet has the contract's columns and types",
@@ -247,7 +254,7 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
     view_db = layout.work_dir / f"validate-{contract.dataset}-{staged.run_id}.duckdb"
     view_db.unlink(missing_ok=True)
     files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in staged.files)
-    with duckdb.connect(str(view_db)) as con:
+    with duckdb.connect(str(view_db), config=duckdb_config()) as con:
         con.execute(
             f"CREATE VIEW {quote_identifier(contract.dataset)} AS SELECT * FROM read_parquet([{files}])"
         )
@@ -256,7 +263,9 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
     specs = check_specs(contract, registry)
     context = _gx_context(layout)
     datasource = context.data_sources.add_sql(
-        name="staged", connection_string=f"{gx_duckdb.SCHEME}:///{view_db}"
+        # DuckDB settings ride on the URL (duckdb_engine passes its query on as connection config).
+        name="staged",
+        connection_string=f"{gx_duckdb.SCHEME}:///{view_db}?{urlencode(duckdb_config())}",
     )
     try:
         asset = datasource.add_table_asset(name=contract.dataset, table_name=contract.dataset)

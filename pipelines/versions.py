@@ -26,6 +26,7 @@ import duckdb
 from pipelines.faults import crash_point
 from pipelines.layout import VersionStore
 from pipelines.locks import LockTimeout, file_lock
+from pipelines.settings import duckdb_config
 
 log = logging.getLogger("scdx.versions")
 
@@ -99,7 +100,10 @@ def _swap_link(store: VersionStore, target: Path) -> None:
 def _clean_leftovers(store: VersionStore) -> None:
     """Remove what a crashed change left behind (temporary copies, WALs, dangling links)."""
     for path in store.versions_dir.glob("*.tmp*"):
-        path.unlink(missing_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)  # DuckDB's spill directory of a crashed change
+        else:
+            path.unlink(missing_ok=True)
     for path in store.link.parent.glob(f".{store.link.name}.*.link"):
         path.unlink(missing_ok=True)
 
@@ -129,7 +133,7 @@ def new_version(store: VersionStore, keep: int, change: Change, base: int | None
         try:
             if source is not None:
                 shutil.copyfile(store.version_path(source), temporary)
-            con = duckdb.connect(str(temporary))
+            con = duckdb.connect(str(temporary), config=duckdb_config())
             try:
                 con.execute("BEGIN TRANSACTION")
                 change(con, version, previous)

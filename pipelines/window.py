@@ -13,6 +13,11 @@ def month_start(day: date) -> date:
     return day.replace(day=1)
 
 
+def quarter_start(day: date) -> date:
+    """The first day of ``day``'s calendar quarter."""
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
 def add_months(month: date, count: int) -> date:
     """``month`` moved by ``count`` months (negative goes back)."""
     index = month.year * 12 + (month.month - 1) + count
@@ -43,6 +48,15 @@ class Window:
         while month <= self.end:
             out.append(month)
             month = add_months(month, 1)
+        return out
+
+    def quarters(self) -> list[date]:
+        """First day of every calendar quarter the window touches, oldest first."""
+        out: list[date] = []
+        for month in self.months():
+            first = quarter_start(month)
+            if not out or out[-1] != first:
+                out.append(first)
         return out
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import pkgutil
+import shutil
 import socket
 import threading
 import time
@@ -165,10 +166,15 @@ class ReplayServer:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
+                self.send_header("Content-Length", str(reply.length))
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command == "HEAD":
+                    return
+                if reply.file is None:
                     self.wfile.write(reply.body)
+                    return
+                with reply.file.open("rb") as handle:
+                    shutil.copyfileobj(handle, self.wfile, 1 << 20)
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
@@ -205,7 +211,7 @@ class ReplayServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                 elif fault.mode in {"stall", "truncate"}:
-                    body = recorded.body
+                    body = recorded.payload()
                     self.send_response(recorded.status)
                     for name, value in recorded.headers.items():
                         self.send_header(name, value)
