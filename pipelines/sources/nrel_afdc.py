@@ -1,0 +1,119 @@
+"""NREL Alternative Fuels Data Center (AFDC) station locator API (``/api/alt-fuel-stations/v1``).
+
+Paging: NREL ``offset``/``limit``; the body's ``total_results`` says when the last page has
+arrived (pipelines.paging.offset_pages). The key travels as the ``api_key`` query parameter (the
+contract's auth block; pipelines.redact keeps it out of everything written).
+
+Quirks handled here and nowhere else:
+- a response is one JSON object: the search (latitude, longitude, precision), counts by fuel and
+  the stations in ``fuel_stations``; each station, a nested object, becomes one row;
+- ``ev_connector_types`` is a JSON array and stays a list (a list column); other nested objects
+  (``ev_network_ids``) are carried as JSON text;
+- attributes appear over the years (``facility_type``, ``ev_pricing`` ...) and optional ones are
+  left out of some stations (``ev_network_ids``): an attribute a station lacks is null for it,
+  one no station of the page has is a missing column (common normalize applies the contract's
+  missing_field policy and records the drift);
+- the station ``id`` is an integer in JSON; it is an identifier, kept as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines.contracts import Contract, Registry
+from pipelines.http import FetchedPage
+from pipelines.normalize import NormalizeError
+from pipelines.paging import PageContext, offset_pages, static_params
+from pipelines.sources import RawPage, SourceRows
+
+JSON_TYPES = ("application/json",)
+STATIONS = "fuel_stations"
+
+
+def _body(page: FetchedPage) -> bytes:
+    """The page's bytes, also when pipelines.http spooled a large body to disk (``body_file``)."""
+    spooled: Path | None = getattr(page, "body_file", None)
+    return spooled.read_bytes() if spooled is not None else page.body
+
+
+def _page_rows(page: FetchedPage) -> tuple[int, int | None]:
+    """(stations in this page, total_results of the search) of a station locator response."""
+    try:
+        document = json.loads(_body(page))
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not isinstance(document.get(STATIONS), list):
+        raise ValueError(
+            f"{page.request.dataset}: GET {page.request.redacted_url}: not a station locator response "
+            f"(no {STATIONS} array)"
+        )
+    total = document.get("total_results")
+    return len(document[STATIONS]), int(total) if total is not None else None
+
+
+def fetch_pages(ctx: PageContext) -> Iterator[FetchedPage]:
+    """The contract's search (fuel type, location, radius) page by page, ``limit`` stations each."""
+    yield from offset_pages(ctx, static_params(ctx.contract, ctx.registry), _page_rows, expect=JSON_TYPES)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _stations(page: RawPage, contract: Contract) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(page.body)
+    except ValueError as exc:
+        raise NormalizeError(contract.dataset, page.path, f"not JSON: {exc}") from None
+    stations = document.get(STATIONS) if isinstance(document, dict) else None
+    if not isinstance(stations, list):
+        raise NormalizeError(
+            contract.dataset, page.path, f"expected the station locator's JSON object with a {STATIONS} array"
+        )
+    for number, station in enumerate(stations, start=1):
+        if not isinstance(station, dict):
+            raise NormalizeError(contract.dataset, page.path, "a station is not a JSON object", row=number)
+    return stations
+
+
+def _list_column(stations: list[dict[str, Any]], name: str, contract: Contract, page: RawPage) -> pa.Array:
+    values: list[list[str] | None] = []
+    for number, station in enumerate(stations, start=1):
+        value = station.get(name)
+        if value is not None and not isinstance(value, list):
+            raise NormalizeError(
+                contract.dataset, page.path, f"expected a JSON array, found {value!r}", row=number, field=name
+            )
+        values.append(None if value is None else [str(v) for v in value])
+    return pa.array(values, pa.list_(pa.string()))
+
+
+def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceRows | None:
+    """One response (or a downloaded JSON file) -> one row per station; None if it has none.
+
+    Row numbers in errors count stations in ``fuel_stations`` from 1.
+    """
+    stations = _stations(page, contract)
+    if not stations:
+        return None
+    names: dict[str, None] = {}
+    for station in stations:
+        names.update(dict.fromkeys(station))
+    columns: dict[str, pa.Array] = {}
+    for name in names:
+        if any(isinstance(station.get(name), list) for station in stations):
+            columns[name] = _list_column(stations, name, contract, page)
+        else:
+            columns[name] = pa.array([_text(station.get(name)) for station in stations], pa.string())
+    return SourceRows(columns=columns, source_rows=len(stations), first_row=1)
