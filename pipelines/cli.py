@@ -59,6 +59,12 @@ FROM marts.import_concentration
 WHERE hs_code = '8507' AND period_grain = 'year'
 ORDER BY period"""
 
+SCORECARD_QUERY = """\
+-- The EV supply-chain scorecard: four risk pillars per mineral and product, 0-100 (higher = more exposed)
+SELECT item, raw_materials_score AS raw_materials, manufacturing_score AS manufacturing,
+       workforce_score AS workforce, logistics_score AS logistics, mean_score
+FROM marts.supply_chain_scorecard"""
+
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -409,6 +415,7 @@ def demo(
     if not _build_marts(settings):
         raise typer.Exit(1)
     _print_query(settings, EXAMPLE_QUERY)
+    _print_query(settings, SCORECARD_QUERY)
     _print_query(settings, BATTERY_CONCENTRATION_QUERY)
     console.print(
         f"[dim]demo finished in {time.monotonic() - started:.1f} s; database {settings.data_dir / 'scdx.duckdb'}[/dim]"

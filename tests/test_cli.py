@@ -22,26 +22,6 @@ def _scdx(
     return subprocess.run([SCDX, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_demo_refreshes_every_dataset_offline_and_prints_summary_and_a_query(data_dir: Path) -> None:
-    result = _scdx("demo", data_dir=data_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
-    for heading in (
-        "dataset",
-        "rows landed",
-        "rows published",
-        "rows quarantined",
-        "validation",
-        "drift",
-        "seconds",
-    ):
-        assert heading in out
-    assert "census_trade_imports" in out and "published" in out and "2,405" in out
-    assert "Example analyst query" in out and "8507" in out
-    assert (data_dir / "scdx.duckdb").is_symlink()
-    assert "leaked" not in result.stderr
-
-
 def test_refresh_against_a_running_replay_server_with_a_key_exits_zero_and_keeps_the_key_out(
     replay: ReplayServer, data_dir: Path
 ) -> None:

@@ -3,14 +3,15 @@
 Each ``<name>.sql`` starts with a header of ``--`` comment lines:
 
     -- mart: import_concentration
-    -- reads: census_trade_imports[, other_dataset ...]
+    -- reads: census_trade_imports[, other_dataset ..., marts.other_mart ...]
     -- title: one line
     -- method: how it is computed (continues on following indented comment lines)
     -- column: name: what the column means            (any number)
     -- check: SQL returning offending rows; any row fails the build   (any number)
 
-followed by the statement that creates ``marts.<name>``. Marts read only public curated tables,
-so nothing restricted can reach them. A build is one new public version: all marts whose inputs
+followed by the statement that creates ``marts.<name>``. Marts read only public curated tables
+and other marts (``marts.<name>`` in ``reads``; those are built first), so nothing restricted can
+reach them. A build is one new public version: all marts whose inputs
 are published, their comments, and their checks, in one transaction; a failed check publishes
 nothing.
 """
@@ -48,6 +49,16 @@ class Mart:
     @property
     def table(self) -> str:
         return f"marts.{quote_identifier(self.name)}"
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The curated datasets this mart reads."""
+        return tuple(r for r in self.reads if not r.startswith("marts."))
+
+    @property
+    def marts(self) -> tuple[str, ...]:
+        """The other marts this mart reads (built before it)."""
+        return tuple(r.removeprefix("marts.") for r in self.reads if r.startswith("marts."))
 
 
 def parse_mart(text: str, source: str) -> Mart:
@@ -89,20 +100,43 @@ def parse_mart(text: str, source: str) -> Mart:
     )
 
 
+def build_order(marts: list[Mart]) -> list[Mart]:
+    """Marts in name order, except that a mart comes after the marts it reads."""
+    by_name = {m.name: m for m in marts}
+    ordered: list[Mart] = []
+    visiting: set[str] = set()
+
+    def visit(mart: Mart) -> None:
+        if mart in ordered:
+            return
+        if mart.name in visiting:
+            raise MartError(f"marts.{mart.name}: reads itself through other marts (a cycle)")
+        visiting.add(mart.name)
+        for name in mart.marts:
+            if name not in by_name:
+                raise MartError(f"marts.{mart.name} reads marts.{name}, which no .sql file defines")
+            visit(by_name[name])
+        ordered.append(mart)
+
+    for mart in sorted(marts, key=lambda m: m.name):
+        visit(mart)
+    return ordered
+
+
 def load_marts() -> list[Mart]:
-    """Every mart shipped in this package, in name order."""
+    """Every mart shipped in this package, in build order (name order, inputs first)."""
     package = resources.files(__name__)
     marts = [
         parse_mart(entry.read_text(encoding="utf-8"), entry.name)
         for entry in package.iterdir()
         if entry.name.endswith(".sql")
     ]
-    return sorted(marts, key=lambda m: m.name)
+    return build_order(marts)
 
 
 def datasets_read(marts: list[Mart]) -> list[str]:
     """The datasets the marts read (what publish_marts is scheduled on)."""
-    return sorted({d for m in marts for d in m.reads})
+    return sorted({d for m in marts for d in m.datasets})
 
 
 @dataclass(frozen=True)
@@ -124,8 +158,9 @@ def _build(con: duckdb.DuckDBPyConnection, marts: list[Mart]) -> tuple[dict[str,
     built: dict[str, int] = {}
     skipped: dict[str, str] = {}
     con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    for mart in marts:
-        missing = [d for d in mart.reads if d not in published]
+    for mart in build_order(marts):
+        missing = [d for d in mart.datasets if d not in published]
+        missing += [f"marts.{m}" for m in mart.marts if m not in built]
         if missing:
             skipped[mart.name] = f"inputs not published yet: {', '.join(missing)}"
             continue
@@ -138,7 +173,8 @@ def _build(con: duckdb.DuckDBPyConnection, marts: list[Mart]) -> tuple[dict[str,
             if offending:
                 raise MartError(f"marts.{mart.name} failed its check ({check}): e.g. {offending[:3]}")
         comment = (
-            f"{mart.title}. Method: {mart.method} Reads: {', '.join('curated.' + r for r in mart.reads)}."
+            f"{mart.title}. Method: {mart.method} "
+            f"Reads: {', '.join(r if r.startswith('marts.') else 'curated.' + r for r in mart.reads)}."
         )
         con.execute(f"COMMENT ON TABLE {mart.table} IS {quote_literal(comment)}")
         for column, description in mart.columns.items():
