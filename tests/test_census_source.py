@@ -207,7 +207,7 @@ def test_census_page_with_a_broken_row_midway_is_rejected_not_half_read(
 ) -> None:
     body = (CENSUS_MONTHS / "2024-01.json").read_bytes()
     cut = body.index(b"],", len(body) // 2)
-    with pytest.raises(NormalizeError, match="census_trade_imports: .*not readable as the API's format"):
+    with pytest.raises(NormalizeError, match=r"census_trade_imports: .*not readable as the API's format"):
         normalize_page(_raw(body[:cut] + b", oops " + body[cut:]), census, registry)
 
 
