@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint typecheck unit replay-server clean venv
+.PHONY: demo test lint typecheck unit bench replay-server clean venv
 
 $(STAMP): requirements.lock pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -33,6 +33,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+## make bench: scdx against the floor (DuckDB alone), pandas + GX and dlt at 10M rows (not part of make test)
+bench: $(STAMP)
+	$(BIN)/scdx bench
 
 replay-server: $(STAMP)
 	$(BIN)/scdx replay-server

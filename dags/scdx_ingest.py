@@ -108,8 +108,9 @@ def build_ingest_dag(contract: Contract) -> Any:
             from pipelines import tasks
 
             if not tasks.has_data(run_state):
-                # Every month of the window answered "no data yet": nothing to check or publish.
-                raise AirflowSkipException(f"{dataset}: no data in the window; nothing to publish")
+                # Every month of the window answered "no data yet", or the agency sent the bytes
+                # already published: nothing to check or publish.
+                raise AirflowSkipException(f"{dataset}: {run_state.get('status')}; nothing to publish")
             return _fail_quarantined(tasks.validate, run_state)
 
         @task(

@@ -22,7 +22,7 @@ from pipelines.settings import Settings, load_settings
 from pipelines.window import Window, parse_month
 
 # A run that found no data in its window (months not yet released) is not a failure.
-OK_STATUSES = ("published", "no_data")
+OK_STATUSES = ("published", "no_data", "unchanged")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -112,7 +112,9 @@ def _summary_table(runs: list[RunRecord]) -> Table:
     ):
         table.add_column(column, justify="right" if column.startswith(("rows", "sec")) else "left")
     for run in runs:
-        colour = {"published": "green", "no_data": "cyan", "quarantined": "yellow"}.get(run.status, "red")
+        colour = {"published": "green", "no_data": "cyan", "unchanged": "cyan", "quarantined": "yellow"}.get(
+            run.status, "red"
+        )
         table.add_row(
             run.dataset,
             f"[{colour}]{run.status}[/{colour}]",
@@ -126,7 +128,9 @@ def _summary_table(runs: list[RunRecord]) -> Table:
     return table
 
 
-def _refresh(settings: Settings, datasets: list[str], window: Window | None) -> list[RunRecord]:
+def _refresh(
+    settings: Settings, datasets: list[str], window: Window | None, force: bool = False
+) -> list[RunRecord]:
     from pipelines.refresh import TransportError, refresh_dataset, source_endpoints, start_run
 
     registry = _registry(settings)
@@ -149,7 +153,9 @@ def _refresh(settings: Settings, datasets: list[str], window: Window | None) -> 
         for contract in contracts:
             run = start_run(contract)
             try:
-                refresh_dataset(contract, registry, settings, endpoint(contract), window=window, run=run)
+                refresh_dataset(
+                    contract, registry, settings, endpoint(contract), window=window, run=run, force=force
+                )
             except Exception as exc:
                 if run.status == "running":
                     run.finish("failed", error=redact_text(str(exc)))
@@ -188,12 +194,21 @@ def refresh(
     no_marts: Annotated[
         bool, typer.Option("--no-marts", help="Do not rebuild the risk marts afterwards.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Normalize and publish even when the agency sent the bytes already published."
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run extract -> land -> normalize -> stage -> validate -> publish for each dataset, then the marts."""
+    """Run extract -> land -> normalize -> stage -> validate -> publish for each dataset, then the marts.
+
+    A dataset whose upstream bytes are identical to its latest published run ends as "unchanged"
+    and publishes nothing (--force to publish anyway)."""
     _setup_logging(verbose)
     settings = _settings(data_dir, live, replay_url)
-    runs = _refresh(settings, datasets or [], _window(start, end))
+    runs = _refresh(settings, datasets or [], _window(start, end), force)
     console.print(_summary_table(runs))
     for run in runs:
         if run.status not in OK_STATUSES and run.error:

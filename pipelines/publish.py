@@ -527,6 +527,54 @@ def open_public(layout: Layout) -> Iterator[duckdb.DuckDBPyConnection]:
         raise PublishError(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class PublishedRun:
+    """The dataset's latest published run: what it fetched and under which contract."""
+
+    run_id: str
+    window_start: date | None
+    window_end: date | None
+    raw_sha256: tuple[str, ...]
+    contract_version: str
+    contract_sha256: str | None
+    publish_version: int
+    rolled_back_since: bool
+
+
+def latest_published_run(layout: Layout, contract: Contract) -> PublishedRun | None:
+    """The dataset's most recent published run in its tier (None before the first publish)."""
+    store = layout.store(tier_of(contract))
+    if not store.link.exists():
+        return None
+    with open_current(store) as con:
+        row = con.execute(
+            "SELECT run_id, window_start, window_end, raw_sha256, contract_version, publish_version "
+            "FROM meta.runs WHERE dataset = ? AND status = 'published' AND publish_version IS NOT NULL "
+            "ORDER BY publish_version DESC LIMIT 1",
+            [contract.dataset],
+        ).fetchone()
+        if row is None:
+            return None
+        sha = con.execute(
+            "SELECT sha256 FROM meta.contracts WHERE dataset = ? AND version = ? "
+            "ORDER BY recorded_at DESC LIMIT 1",
+            [contract.dataset, row[4]],
+        ).fetchone()
+        (rollbacks,) = con.execute(
+            "SELECT count(*) FROM meta.publishes WHERE kind = 'rollback' AND version > ?", [row[5]]
+        ).fetchone() or (0,)
+    return PublishedRun(
+        run_id=row[0],
+        window_start=row[1],
+        window_end=row[2],
+        raw_sha256=tuple(row[3] or ()),
+        contract_version=row[4],
+        contract_sha256=sha[0] if sha else None,
+        publish_version=int(row[5]),
+        rolled_back_since=bool(rollbacks),
+    )
+
+
 def last_published(layout: Layout, contract: Contract, field_name: str) -> date | None:
     """The greatest value of ``field_name`` in the dataset's curated table, or None."""
     store = layout.store(tier_of(contract))

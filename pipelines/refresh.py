@@ -24,10 +24,10 @@ from pipelines.land import FailedAttempts, LandedBatch, land, land_file
 from pipelines.layout import Layout, new_run_id
 from pipelines.locks import file_lock
 from pipelines.normalize import DriftEvent, DriftRejected, NormalizeStats, normalize
-from pipelines.publish import PublishResult, last_published, publish, record_run
+from pipelines.publish import PublishResult, last_published, latest_published_run, publish, record_run
 from pipelines.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
 from pipelines.redact import redact_text, resolve_api_key
-from pipelines.runs import RunRecord
+from pipelines.runs import NOTHING_TO_PUBLISH, RunRecord
 from pipelines.settings import Settings
 from pipelines.stage import StagedBatch, stage
 from pipelines.validate import ValidationReport, validate
@@ -197,6 +197,28 @@ def step_land_file(
     return landed
 
 
+def unchanged_upstream(run: RunRecord, contract: Contract, registry: Registry, layout: Layout) -> str | None:
+    """The latest published run's id when this run landed exactly its bytes, else None.
+
+    Same window, same responses (sha256, in order), same contract file, and no rollback since:
+    normalizing and publishing again would change nothing. Checksums, not conditional requests,
+    since the agencies' APIs send no validators (ETag, Last-Modified) to ask with.
+    """
+    if not run.raw_sha256:
+        return None
+    previous = latest_published_run(layout, contract)
+    if (
+        previous is None
+        or previous.rolled_back_since
+        or previous.raw_sha256 != tuple(run.raw_sha256)
+        or (previous.window_start, previous.window_end) != (run.window_start, run.window_end)
+        or previous.contract_version != contract.version
+        or previous.contract_sha256 != registry.contract_sha256(contract.dataset)
+    ):
+        return None
+    return previous.run_id
+
+
 def step_normalize_stage(
     run: RunRecord,
     landed: LandedBatch,
@@ -204,15 +226,31 @@ def step_normalize_stage(
     registry: Registry,
     settings: Settings,
     restage: bool = False,
+    force: bool = False,
 ) -> StagedBatch:
     """Normalize the landed pages to contract types and stage them as Parquet.
 
     Drift the contract's evolution policy rejects quarantines the run (QuarantinedError) with a
     report naming the field; allowed and warned drift is kept on the run record. ``restage``: a
-    retried Airflow task replaces what its killed attempt staged.
+    retried Airflow task replaces what its killed attempt staged. When the agency sent the same
+    bytes as the latest published run, the run ends as ``unchanged`` at once (``force``: normalize
+    and publish anyway, e.g. after a change to the source module).
     """
     stats = NormalizeStats()
     layout = Layout(settings.data_dir)
+    same_as = None if force else unchanged_upstream(run, contract, registry, layout)
+    if same_as is not None:
+        run.finish("unchanged")
+        record_run(run, contract, registry, layout, settings.keep_versions)
+        log.info(
+            "%s run %s: upstream bytes identical to published run %s; nothing published",
+            contract.dataset,
+            run.run_id,
+            same_as,
+        )
+        return StagedBatch(
+            contract.dataset, run.run_id, layout.staged_dir(contract.dataset, run.run_id), (), 0
+        )
     try:
         with _failure_recorded(run, contract, registry, settings, unless=DriftRejected):
             staged = stage(
@@ -293,16 +331,18 @@ def refresh_dataset(
     window: Window | None = None,
     as_of: date | None = None,
     run: RunRecord | None = None,
+    force: bool = False,
 ) -> RunRecord:
     """The whole refresh of one dataset; returns its run record or raises (run recorded either way).
 
     Pass ``run`` (from :func:`start_run`) to keep hold of the record when the refresh raises.
+    ``force``: normalize and publish even when the upstream bytes are unchanged.
     """
     run = run or start_run(contract)
     with dataset_guard(contract, settings):
         landed = step_extract_land(run, contract, registry, settings, base_url, window=window, as_of=as_of)
-        staged = step_normalize_stage(run, landed, contract, registry, settings)
-        if run.status == "no_data":
+        staged = step_normalize_stage(run, landed, contract, registry, settings, force=force)
+        if run.status in NOTHING_TO_PUBLISH:
             return run
         step_validate(run, staged, contract, registry, settings)
         step_publish(run, staged, contract, registry, settings)
@@ -324,7 +364,7 @@ def ingest_file(
     with dataset_guard(contract, settings):
         landed = step_land_file(run, contract, registry, settings, path)
         staged = step_normalize_stage(run, landed, contract, registry, settings)
-        if run.status == "no_data":
+        if run.status in NOTHING_TO_PUBLISH:
             return run
         step_validate(run, staged, contract, registry, settings)
         step_publish(run, staged, contract, registry, settings)

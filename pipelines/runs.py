@@ -8,7 +8,10 @@ from typing import Any
 
 # no_data: every response of the window said "nothing for this period" (e.g. months not yet
 # released); nothing is validated or published, and the freshness check decides if that is late.
-RUN_STATUSES = ("running", "published", "quarantined", "failed", "no_data")
+# unchanged: the agency sent exactly the bytes the latest published run landed (same window, same
+# contract), so normalizing and publishing again would change nothing; nothing is published.
+RUN_STATUSES = ("running", "published", "quarantined", "failed", "no_data", "unchanged")
+NOTHING_TO_PUBLISH = ("no_data", "unchanged")
 DETAIL_LISTS = ("drift", "unit_conversions")
 
 

@@ -24,7 +24,7 @@ from pipelines.refresh import (
     step_publish,
     step_validate,
 )
-from pipelines.runs import RunRecord
+from pipelines.runs import NOTHING_TO_PUBLISH, RunRecord
 from pipelines.settings import Settings, load_settings
 from pipelines.stage import open_staged
 from pipelines.window import interval_window
@@ -92,8 +92,9 @@ def publish(run_state: dict[str, Any]) -> dict[str, Any]:
 
 
 def has_data(run_state: dict[str, Any]) -> bool:
-    """False when the run found nothing in its window (validate and publish are then skipped)."""
-    return run_state.get("status") != "no_data"
+    """False when the run found nothing in its window, or nothing new upstream (validate and
+    publish are then skipped)."""
+    return run_state.get("status") not in NOTHING_TO_PUBLISH
 
 
 def check_freshness(dataset: str, as_of: date) -> dict[str, Any]:

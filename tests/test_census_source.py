@@ -115,7 +115,9 @@ def test_census_repeated_column_that_disagrees_is_an_error_naming_the_field(
     rows = _fetch(replay, census, date(2024, 1, 1), registry).json()
     second = len(rows[0]) - 1 - rows[0][::-1].index("I_COMMODITY")
     rows[3][second] = "9999"
-    with pytest.raises(NormalizeError, match=r"census_trade_imports: .*field 'I_COMMODITY'.*disagrees"):
+    with pytest.raises(
+        NormalizeError, match=r"census_trade_imports: .*row 4, field 'I_COMMODITY'.*disagrees"
+    ):
         normalize_page(_raw(json.dumps(rows).encode()), census, registry)
 
 
@@ -186,6 +188,27 @@ def test_census_body_that_is_not_an_array_of_arrays_is_rejected(census: Contract
         normalize_page(_raw(b'{"error": "unknown"}'), census, registry)
     with pytest.raises(NormalizeError, match="expected a JSON array of arrays"):
         normalize_page(_raw(b"<html>Service Unavailable</html>"), census, registry)
+
+
+def test_census_row_with_fewer_values_than_the_header_is_rejected_naming_its_row(
+    census: Contract, registry: Registry
+) -> None:
+    rows = json.loads((CENSUS_MONTHS / "2024-01.json").read_bytes())
+    width = len(rows[0])
+    rows[41] = rows[41][:-1]
+    with pytest.raises(NormalizeError) as caught:
+        normalize_page(_raw(json.dumps(rows).encode()), census, registry)
+    assert "row 42" in str(caught.value)  # header is row 1
+    assert f"{width - 1} values, header has {width}" in str(caught.value)
+
+
+def test_census_page_with_a_broken_row_midway_is_rejected_not_half_read(
+    census: Contract, registry: Registry
+) -> None:
+    body = (CENSUS_MONTHS / "2024-01.json").read_bytes()
+    cut = body.index(b"],", len(body) // 2)
+    with pytest.raises(NormalizeError, match=r"census_trade_imports: .*not readable as the API's format"):
+        normalize_page(_raw(body[:cut] + b", oops " + body[cut:]), census, registry)
 
 
 def test_census_csv_export_with_the_api_variable_names_parses_like_the_json_page(

@@ -110,7 +110,8 @@ def test_same_raw_input_published_twice_gives_the_same_rows_without_duplicates(
     window = Window(date(2025, 10, 1), date(2026, 3, 1))
     refresh_dataset(census, registry, settings, replay.url, window=window)
     first = _table(layout)
-    refresh_dataset(census, registry, settings, replay.url, window=window)
+    # --force: normalize and publish the same bytes again instead of stopping at "unchanged".
+    refresh_dataset(census, registry, settings, replay.url, window=window, force=True)
     assert _table(layout) == first
     with open_public(layout) as con:
         duplicates = con.execute(
@@ -119,6 +120,52 @@ def test_same_raw_input_published_twice_gives_the_same_rows_without_duplicates(
         ).fetchone()
     assert duplicates == (0,)
     assert [r[1] for r in _runs(layout)] == ["published", "published"]
+
+
+def test_refresh_whose_upstream_bytes_did_not_change_ends_unchanged_and_publishes_nothing(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    window = Window(date(2025, 10, 1), date(2026, 3, 1))
+    first = refresh_dataset(census, registry, settings, replay.url, window=window)
+    table = _table(layout)
+    with open_public(layout) as con:
+        (data_versions,) = con.execute(
+            "SELECT count(*) FROM meta.publishes WHERE kind = 'data'"
+        ).fetchone() or (0,)
+    second = refresh_dataset(census, registry, settings, replay.url, window=window)
+    assert second.status == "unchanged" and second.rows_published == 0 and second.publish_version is None
+    assert second.raw_sha256 == first.raw_sha256
+    assert _table(layout) == table
+    with open_public(layout) as con:
+        assert con.execute("SELECT count(*) FROM meta.publishes WHERE kind = 'data'").fetchone() == (
+            data_versions,
+        )
+        assert con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [second.run_id]).fetchone() == (
+            "unchanged",
+        )
+    assert not (layout.staged_dir(census.dataset, second.run_id)).exists()
+
+
+def test_changed_upstream_bytes_or_a_different_window_publish_again(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, recordings_copy: Path
+) -> None:
+    window = Window(date(2025, 10, 1), date(2026, 3, 1))
+    with ReplayServer(recordings_copy) as server:
+        refresh_dataset(census, registry, settings, server.url, window=window)
+        narrower = refresh_dataset(
+            census, registry, settings, server.url, window=Window(date(2025, 11, 1), date(2026, 3, 1))
+        )
+        assert narrower.status == "published"
+    # A revised month upstream: one value differs, so the run normalizes and publishes.
+    month = recordings_copy / "census_intltrade" / "imports_hs" / "2026-01.json"
+    rows = json.loads(month.read_bytes())
+    rows[1][4] = str(int(rows[1][4]) + 1)
+    month.write_text(json.dumps(rows))
+    with ReplayServer(recordings_copy) as server:
+        revised = refresh_dataset(
+            census, registry, settings, server.url, window=Window(date(2025, 11, 1), date(2026, 3, 1))
+        )
+    assert revised.status == "published" and revised.rows_published > 0
 
 
 def test_second_run_starts_at_the_cursor_minus_the_two_month_lookback(

@@ -116,3 +116,24 @@ def test_row_floor_from_the_contract_is_blocking(
     report = validate(_staged(layout, census, registry, [_row()]), census, registry, layout)
     (floor,) = [c for c in report.blocking_failures if c.check == "ExpectTableRowCountToBeBetween"]
     assert floor.observed_value == 1
+
+
+def test_country_codelist_check_over_the_whole_list_flags_exactly_the_unknown_country_codes(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    # The country list has ~240 codes, long enough to be sent as one list parameter (gx_duckdb).
+    known = registry.codelists.values("countries", "schedule_c_code")
+    assert len(known) > 32
+    unknown = ["9999", "0000", "5701"]
+    assert not set(unknown) & set(known)
+    rows = [_row(country_code=code, hs_code=f"{1000 + i}") for i, code in enumerate([*known[:50], *unknown])]
+    # Groups are checked by pattern only: the code list applies to partner_kind = country.
+    rows.append(_row(country_code="0003", partner_kind="group", hs_code="0999"))
+    layout = Layout(data_dir)
+    report = validate(_staged(layout, lenient, registry, rows), lenient, registry, layout)
+    (in_set,) = [
+        c for c in report.checks if c.check == "ExpectColumnValuesToBeInSet" and c.column == "country_code"
+    ]
+    assert in_set.error is None
+    assert in_set.unexpected_count == len(unknown)
+    assert sorted(in_set.unexpected_sample) == sorted(unknown)

@@ -15,6 +15,7 @@ Quirks handled here and nowhere else:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import duckdb
@@ -77,39 +78,42 @@ def _first_error_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def _json_page(
-    con: duckdb.DuckDBPyConnection, page: RawPage, contract: Contract
-) -> tuple[list[str], str, str]:
-    """(header, relation, column expression template) of an API page: an array of arrays, header first."""
+HEADER_PROBE_BYTES = 1 << 16  # a header row of variable names is far shorter than this
+
+
+def _json_header(page: RawPage, contract: Contract) -> list[str]:
+    """The header row of an API page (an array of arrays, header first), read from its first bytes.
+
+    Parsed in Python from the opening bytes only, so the page itself is read once, by DuckDB.
+    """
     with page.path.open("rb") as handle:
-        start = handle.read(64).lstrip()
-    if not start.startswith(b"[") or not start[1:].lstrip().startswith(b"["):
+        opening = handle.read(HEADER_PROBE_BYTES).decode("utf-8", errors="replace").lstrip()
+    if not opening.startswith("[") or not opening[1:].lstrip().startswith("["):
         raise NormalizeError(
             contract.dataset, page.path, "expected a JSON array of arrays with a header row first"
         )
-    source = f"read_json({_sql_literal(str(page.path))}, format='array', records=false, columns={{'json': 'VARCHAR[]'}})"
     try:
-        first = next(iter(con.execute(f"SELECT json FROM {source} LIMIT 1").fetchall()), None)
-    except duckdb.Error as exc:
+        header, _ = json.JSONDecoder().raw_decode(opening, opening.index("[", 1))
+    except json.JSONDecodeError as exc:
         raise NormalizeError(
-            contract.dataset, page.path, f"not a JSON array of arrays: {_first_error_line(exc)}"
+            contract.dataset, page.path, f"not a JSON array of arrays: header row unreadable ({exc.msg})"
         ) from None
-    header = [str(h) for h in (first[0] if first else [])]
-    width = len(header)
-    bad = next(
-        iter(
-            con.execute(
-                f"SELECT n, len(json) FROM (SELECT json, row_number() OVER () AS n FROM {source}) "
-                f"WHERE len(json) <> {width} LIMIT 1"
-            ).fetchall()
-        ),
-        None,
-    )
-    if bad:
-        raise NormalizeError(
-            contract.dataset, page.path, f"{bad[1]} values, header has {width}", row=int(bad[0])
-        )
-    return header, f"(SELECT json FROM {source} OFFSET 1)", "json[{position}]"
+    if not isinstance(header, list) or not header or not all(isinstance(h, str) for h in header):
+        raise NormalizeError(contract.dataset, page.path, "the header row is not a list of variable names")
+    return header
+
+
+def _json_page(
+    con: duckdb.DuckDBPyConnection, page: RawPage, contract: Contract
+) -> tuple[list[str], str, str]:
+    """(header, relation, column expression template) of an API page: an array of arrays, header first.
+
+    The relation carries each row's width (``scdx_width``) so rows are checked against the header
+    in the same pass that reads them.
+    """
+    header = _json_header(page, contract)
+    source = f"read_json({_sql_literal(str(page.path))}, format='array', records=false, columns={{'json': 'VARCHAR[]'}})"
+    return header, f"(SELECT json, len(json) AS scdx_width FROM {source} OFFSET 1)", "json[{position}]"
 
 
 def _csv_page(
@@ -161,20 +165,12 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
             return template.format(position=position + 1, position_0=position)
 
         first: dict[str, int] = {}
+        repeats: list[tuple[str, int]] = []  # (name, position of a repeated copy)
         for position, name in enumerate(header):
-            if name not in first:
+            if name in first:
+                repeats.append((name, position))
+            else:
                 first[name] = position
-                continue
-            ((differs,),) = con.execute(
-                f"SELECT count(*) FROM {relation} WHERE {column(first[name])} IS DISTINCT FROM {column(position)}"
-            ).fetchall()
-            if differs:
-                raise NormalizeError(
-                    contract.dataset,
-                    page.path,
-                    "repeated header column disagrees with its first copy",
-                    field=name,
-                )
         expressions = []
         month = contract.source.paging.param
         for name, position in first.items():
@@ -188,13 +184,66 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
             expressions.append(
                 _KIND.format(c=_PAD_CODE.format(c=column(first["CTY_CODE"]))) + ' AS "scdx_partner_kind"'
             )
-        reader = con.sql(f"SELECT {', '.join(expressions)} FROM {relation}").to_arrow_reader(BATCH_ROWS)
-        row = 2  # the header is row 1
-        for batch in reader:
+        # Row checks ride along in the one pass: width against the header, and whether each
+        # repeated predicate column agrees with its first copy.
+        checks: list[tuple[str, str]] = []
+        if template.startswith("json"):
+            expressions.append("scdx_width")
+            checks.append(("scdx_width", "width"))
+        for index, (name, position) in enumerate(repeats):
+            flag = f"scdx_repeat_{index}"
+            expressions.append(f"{column(first[name])} IS DISTINCT FROM {column(position)} AS {flag}")
+            checks.append((flag, name))
+        yield from _batches(
+            con, f"SELECT {', '.join(expressions)} FROM {relation}", page, contract, header, first, checks
+        )
+
+
+def _batches(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    page: RawPage,
+    contract: Contract,
+    header: list[str],
+    first: dict[str, int],
+    checks: list[tuple[str, str]],
+) -> Iterator[SourceRows]:
+    """Run the page's one query in Arrow batches, failing on the first row a check flags."""
+    import pyarrow.compute as pc
+
+    row = 2  # the header is row 1
+    try:
+        for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
+            for flag, name in checks:
+                values = batch.column(flag)
+                bad = pc.not_equal(values, len(header)) if name == "width" else values
+                if pc.any(bad).as_py():
+                    at = pc.index(bad, True).as_py()
+                    if name == "width":
+                        raise NormalizeError(
+                            contract.dataset,
+                            page.path,
+                            f"{values[at].as_py()} values, header has {len(header)}",
+                            row=row + at,
+                        )
+                    raise NormalizeError(
+                        contract.dataset,
+                        page.path,
+                        "repeated header column disagrees with its first copy",
+                        row=row + at,
+                        field=name,
+                    )
             columns = {name: batch.column(name) for name in first}
             derived = {"partner_kind": batch.column("scdx_partner_kind")} if "CTY_CODE" in first else {}
             yield SourceRows(columns=columns, source_rows=batch.num_rows, derived=derived, first_row=row)
             row += batch.num_rows
+    except duckdb.Error as exc:
+        raise NormalizeError(
+            contract.dataset,
+            page.path,
+            f"not readable as the API's format: {_first_error_line(exc)}",
+            row=row,
+        ) from None
 
 
 def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceRows | None:
