@@ -302,7 +302,7 @@ def test_eia_second_refresh_with_unchanged_upstream_publishes_identical_rows(
     refresh_dataset(eia, registry, settings, replay.url, window=YEAR_2022)
     with open_public(layout) as con:
         first = con.execute(query).fetchall()
-    second = refresh_dataset(eia, registry, settings, replay.url, window=YEAR_2022)
+    second = refresh_dataset(eia, registry, settings, replay.url, window=YEAR_2022, force=True)
     with open_public(layout) as con:
         assert con.execute(query).fetchall() == first
         assert con.execute("SELECT count(DISTINCT raw_sha256) FROM meta.runs").fetchone() == (1,)

@@ -364,11 +364,14 @@ def test_a_second_refresh_of_unchanged_bytes_publishes_identical_rows(
     first = refresh_dataset(faf, registry, settings, replay.url)
     with open_public(layout) as con:
         before = con.execute(query).fetchall()
-    second = refresh_dataset(faf, registry, settings, replay.url)
+    unchanged = refresh_dataset(faf, registry, settings, replay.url)
+    second = refresh_dataset(faf, registry, settings, replay.url, force=True)
     with open_public(layout) as con:
         after = con.execute(query).fetchall()
-    assert (first.publish_version, second.publish_version) == (1, 2)
-    assert first.raw_sha256 == second.raw_sha256
+    # Same bytes: nothing is normalized or published; forced, the same rows publish again.
+    assert (unchanged.status, unchanged.rows_staged, unchanged.publish_version) == ("unchanged", 0, None)
+    assert (first.publish_version, second.publish_version) == (1, 3)  # 2 records the unchanged run
+    assert first.raw_sha256 == unchanged.raw_sha256 == second.raw_sha256
     assert len(before) == RECORDS * len(YEARS) and after == before
 
 

@@ -428,11 +428,14 @@ def test_usgs_second_refresh_of_unchanged_files_publishes_identical_rows(
     first = refresh_dataset(production, registry, settings, replay.url, as_of=AS_OF)
     before = published(layout, production.dataset)
     second = refresh_dataset(production, registry, settings, replay.url, as_of=AS_OF)
-    assert second.raw_sha256 == first.raw_sha256
+    forced = refresh_dataset(production, registry, settings, replay.url, as_of=AS_OF, force=True)
+    assert second.raw_sha256 == first.raw_sha256 == forced.raw_sha256
     assert published(layout, production.dataset) == before and len(before) == first.rows_published
     with open_public(layout) as con:
+        # Same bytes: the second run stops at "unchanged"; forced, the same rows publish again.
         assert con.execute("SELECT status FROM meta.runs ORDER BY started_at").fetchall() == [
             ("published",),
+            ("unchanged",),
             ("published",),
         ]
 

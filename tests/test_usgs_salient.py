@@ -302,7 +302,7 @@ def test_usgs_salient_second_refresh_of_unchanged_files_publishes_identical_rows
 ) -> None:
     first = refresh_dataset(salient, registry, settings, replay.url, as_of=AS_OF)
     before = published(layout, salient.dataset)
-    second = refresh_dataset(salient, registry, settings, replay.url, as_of=AS_OF)
+    second = refresh_dataset(salient, registry, settings, replay.url, as_of=AS_OF, force=True)
     assert second.raw_sha256 == first.raw_sha256 and second.status == "published"
     assert published(layout, salient.dataset) == before and len(before) == 408
 
