@@ -302,7 +302,8 @@ def serve_pages(pages: str) -> None:
     server.serve_forever()
 
 
-def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path) -> Figure:
+def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path) -> list[Figure]:
+    """scdx's refresh of the input; for JSON pages also the nightly re-run on unchanged bytes."""
     data_dir = work / f"scdx-{form}"
     shutil.rmtree(data_dir, ignore_errors=True)
     env = {**os.environ, "SCDX_DATA_DIR": str(data_dir), "SCDX_SCHEMAS_DIR": str(schemas)}
@@ -333,7 +334,16 @@ def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path)
 
             with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
                 ((rows,),) = con.execute(f"SELECT count(*) FROM curated.{DATASET}").fetchall()
-        return Figure("scdx", form, int(rows), seconds, rss, code == 0, "" if code == 0 else tail[-300:])
+        figures = [Figure("scdx", form, int(rows), seconds, rss, code == 0, "" if code == 0 else tail[-300:])]
+        if form == "json" and code == 0:
+            # The nightly refresh when the agency published nothing new: same pages, same bytes.
+            code, seconds, rss, tail = _measure(args, env)
+            with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
+                statuses = con.execute("SELECT status FROM meta.runs ORDER BY started_at").fetchall()
+            unchanged = code == 0 and statuses == [("published",), ("unchanged",)]
+            note = "" if unchanged else f"expected a published then an unchanged run, got {statuses}"
+            figures.append(Figure("scdx unchanged", form, int(rows), seconds, rss, unchanged, note))
+        return figures
     finally:
         if server is not None:
             server.terminate()
@@ -403,7 +413,7 @@ def run_bench(
         figures.append(_in_process_approach("pandas", form, inputs, workdir))
         if with_dlt:
             figures.append(_dlt(form, inputs, workdir))
-        figures.append(_scdx(form, inputs, workdir, months, schemas))
+        figures.extend(_scdx(form, inputs, workdir, months, schemas))
     by = {(f.approach, f.form): f for f in figures}
     ratios: dict[str, float | None] = {}
     for form in forms:
@@ -415,6 +425,8 @@ def run_bench(
         ratios[f"scdx/floor {form}"] = ratio(scdx, floor)
         ratios[f"pandas/scdx {form}"] = ratio(pandas, scdx)
         ratios[f"dlt/scdx {form}"] = ratio(dlt, scdx)
+        if form == "json":
+            ratios["scdx unchanged/scdx json"] = ratio(by.get(("scdx unchanged", form)), scdx)
     return {
         "rows": rows,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

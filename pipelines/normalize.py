@@ -10,6 +10,8 @@ to the contract's Arrow schema.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -276,28 +278,83 @@ def conform(table: pa.Table, contract: Contract, registry: Registry, path: Path 
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+PARSE_AHEAD = 2  # parsed batches waiting for the common build: bounds memory, keeps both busy
+
+
+def _parsed_ahead(
+    pages: Sequence[RawPage], contract: Contract, registry: Registry
+) -> Iterator[tuple[RawPage, SourceRows | None]]:
+    """Each page's parsed batches, in order, parsed one step ahead in a background thread.
+
+    The source's parse (DuckDB or Arrow, which release the GIL) overlaps the common build and the
+    Parquet writer downstream. A parse error is raised here, in order, as if parsed inline; a
+    consumer that stops early stops the thread. ``(page, None)`` ends each page.
+    """
+    source = source_module(contract.source.module)
+    # A source that can stream a large file in batches says so with parse_batches.
+    streaming = getattr(source, "parse_batches", None)
+    ahead: queue.Queue[tuple[RawPage, SourceRows | None] | BaseException] = queue.Queue(PARSE_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[RawPage, SourceRows | None] | BaseException) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for raw in pages:
+                parsed = (
+                    streaming(raw, contract, registry)
+                    if streaming
+                    else [source.parse_page(raw, contract, registry)]
+                )
+                for rows in parsed:
+                    if rows is not None and not put((raw, rows)):
+                        return
+                if not put((raw, None)):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there in order
+            put(exc)
+
+    worker = threading.Thread(target=produce, name=f"scdx-parse-{contract.dataset}", daemon=True)
+    worker.start()
+    try:
+        for _ in range(len(pages)):
+            while True:
+                item = ahead.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item[1] is None:
+                    break
+    finally:
+        stop.set()
+        worker.join()
+
+
 def normalize(
     landed: LandedBatch, contract: Contract, registry: Registry, stats: NormalizeStats | None = None
 ) -> Iterator[pa.RecordBatch]:
     """Stream the landed pages through the source's parse step and the common build, page by page."""
-    source = source_module(contract.source.module)
     stats = stats if stats is not None else NormalizeStats()
-    for page in landed.pages:
-        raw = RawPage(dataset=contract.dataset, path=page.body_path, manifest=page.manifest)
-        stats.pages += 1
-        # A source that can stream a large file in batches says so with parse_batches.
-        streaming = getattr(source, "parse_batches", None)
-        parsed = (
-            streaming(raw, contract, registry) if streaming else [source.parse_page(raw, contract, registry)]
-        )
-        seen = False
-        for rows in parsed:
-            if rows is None:
-                continue
-            seen = True
-            stats.source_rows += rows.source_rows
-            table = build_page(rows, contract, registry, raw, stats)
-            stats.rows += table.num_rows
-            yield from table.to_batches()
-        if not seen:
-            stats.empty_pages += 1
+    pages = [
+        RawPage(dataset=contract.dataset, path=page.body_path, manifest=page.manifest)
+        for page in landed.pages
+    ]
+    seen = False
+    for raw, rows in _parsed_ahead(pages, contract, registry):
+        if rows is None:  # the page is done
+            stats.pages += 1
+            stats.empty_pages += 0 if seen else 1
+            seen = False
+            continue
+        seen = True
+        stats.source_rows += rows.source_rows
+        table = build_page(rows, contract, registry, raw, stats)
+        stats.rows += table.num_rows
+        yield from table.to_batches()

@@ -16,7 +16,9 @@ Quirks handled here and nowhere else:
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -142,6 +144,20 @@ def _csv_page(
 
 
 BATCH_ROWS = 250_000
+_database = threading.local()
+
+
+@contextmanager
+def _cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor on this thread's in-memory DuckDB: opening a database per page costs ~15 ms."""
+    base = getattr(_database, "connection", None)
+    if base is None:
+        base = _database.connection = duckdb.connect()
+    cursor = base.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iterator[SourceRows]:
@@ -155,7 +171,7 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
     if page.status == 204 or int(page.manifest.get("bytes", 1)) == 0 or page.path.stat().st_size == 0:
         return
     media = str(page.manifest.get("content_type") or "").split(";")[0].strip().lower()
-    with duckdb.connect() as con:
+    with _cursor() as con:
         if media in ("text/csv", "application/csv") or page.path.suffix == ".csv":
             header, relation, template = _csv_page(con, page, contract)
         else:
