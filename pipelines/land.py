@@ -110,17 +110,35 @@ def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 
 
+def _link_same_bytes(previous: Path, target: Path, size: int) -> bool:
+    """Land ``target`` as a hard link to an earlier run's identical raw file; False if that fails.
+
+    Raw files are never modified, so two runs can share one copy of bytes the agency sent twice
+    (the nightly refresh of a month that did not change): no second write, no second fsync.
+    """
+    try:
+        if previous.stat().st_size != size:
+            return False
+        os.link(previous, target)
+    except OSError:
+        return False
+    return True
+
+
 def land(
     pages: Iterable[FetchedPage],
     dataset: str,
     run_id: str,
     layout: Layout,
     origin: dict[str, str] | None = None,
+    earlier: LandedBatch | None = None,
 ) -> LandedBatch:
     """Write each response as it arrives (memory stays at one page) and mark the run complete.
 
-    ``origin`` is added to every manifest (default: the agency's HTTP API).
+    ``origin`` is added to every manifest (default: the agency's HTTP API). ``earlier``: a landed
+    run whose files may be shared by hard link when a response has exactly their bytes (sha256).
     """
+    reusable = {p.manifest["sha256"]: p for p in earlier.pages} if earlier is not None else {}
     directory = layout.raw_dir(dataset, run_id)
     try:
         directory.mkdir(parents=True, exist_ok=False)
@@ -137,11 +155,15 @@ def land(
         size = page.size
         body_path = directory / f"{name}.{_extension(page.content_type) if size else 'empty'}"
         try:
+            same_as: LandedPage | None = None
             if page.body_file is not None:
                 sha256 = _place_file(page.body_file, body_path, move=page.body_file_is_temporary)
             else:
                 sha256 = hashlib.sha256(page.body).hexdigest()
-                _write_new(body_path, page.body)
+                same_as = reusable.get(sha256)
+                if same_as is None or not _link_same_bytes(same_as.body_path, body_path, size):
+                    same_as = None
+                    _write_new(body_path, page.body)
         except OSError as exc:
             raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
         manifest = {
@@ -162,6 +184,9 @@ def land(
             "file": body_path.name,
             **(origin or {"source": "http"}),
         }
+        if same_as is not None:
+            # The same bytes as this earlier landed file, stored once (a hard link).
+            manifest["same_bytes_as"] = f"{same_as.manifest['run_id']}/{same_as.body_path.name}"
         try:
             _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest))
         except OSError as exc:

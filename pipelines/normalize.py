@@ -10,8 +10,6 @@ to the contract's Arrow schema.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.ahead import read_ahead
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
 from pipelines.sources import RawPage, SourceRows, source_module
 
@@ -281,60 +280,21 @@ def conform(table: pa.Table, contract: Contract, registry: Registry, path: Path 
 PARSE_AHEAD = 2  # parsed batches waiting for the common build: bounds memory, keeps both busy
 
 
-def _parsed_ahead(
+def _parsed(
     pages: Sequence[RawPage], contract: Contract, registry: Registry
 ) -> Iterator[tuple[RawPage, SourceRows | None]]:
-    """Each page's parsed batches, in order, parsed one step ahead in a background thread.
-
-    The source's parse (DuckDB or Arrow, which release the GIL) overlaps the common build and the
-    Parquet writer downstream. A parse error is raised here, in order, as if parsed inline; a
-    consumer that stops early stops the thread. ``(page, None)`` ends each page.
-    """
+    """Each page's parsed batches in order; ``(page, None)`` ends each page."""
     source = source_module(contract.source.module)
     # A source that can stream a large file in batches says so with parse_batches.
     streaming = getattr(source, "parse_batches", None)
-    ahead: queue.Queue[tuple[RawPage, SourceRows | None] | BaseException] = queue.Queue(PARSE_AHEAD)
-    stop = threading.Event()
-
-    def put(item: tuple[RawPage, SourceRows | None] | BaseException) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for raw in pages:
-                parsed = (
-                    streaming(raw, contract, registry)
-                    if streaming
-                    else [source.parse_page(raw, contract, registry)]
-                )
-                for rows in parsed:
-                    if rows is not None and not put((raw, rows)):
-                        return
-                if not put((raw, None)):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there in order
-            put(exc)
-
-    worker = threading.Thread(target=produce, name=f"scdx-parse-{contract.dataset}", daemon=True)
-    worker.start()
-    try:
-        for _ in range(len(pages)):
-            while True:
-                item = ahead.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                if item[1] is None:
-                    break
-    finally:
-        stop.set()
-        worker.join()
+    for raw in pages:
+        parsed = (
+            streaming(raw, contract, registry) if streaming else [source.parse_page(raw, contract, registry)]
+        )
+        for rows in parsed:
+            if rows is not None:
+                yield raw, rows
+        yield raw, None
 
 
 def normalize(
@@ -347,7 +307,9 @@ def normalize(
         for page in landed.pages
     ]
     seen = False
-    for raw, rows in _parsed_ahead(pages, contract, registry):
+    # The source parses the next page (DuckDB, Arrow) while this one is built and staged.
+    parsed = read_ahead(_parsed(pages, contract, registry), PARSE_AHEAD, f"scdx-parse-{contract.dataset}")
+    for raw, rows in parsed:
         if rows is None:  # the page is done
             stats.pages += 1
             stats.empty_pages += 0 if seen else 1

@@ -17,10 +17,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pipelines.ahead import read_ahead
 from pipelines.contracts import Contract, Registry
 from pipelines.extract import extract
 from pipelines.faults import crash_point
-from pipelines.land import FailedAttempts, LandedBatch, land, land_file
+from pipelines.land import FailedAttempts, LandedBatch, LandError, land, land_file, open_landed
 from pipelines.layout import Layout, new_run_id
 from pipelines.locks import file_lock
 from pipelines.normalize import DriftEvent, DriftRejected, NormalizeStats, normalize
@@ -34,6 +35,7 @@ from pipelines.validate import ValidationReport, validate
 from pipelines.window import Window, incremental_window
 
 log = logging.getLogger("scdx.refresh")
+FETCH_AHEAD = 1  # responses held in memory ahead of land (each at most HttpPolicy.spool_bytes)
 
 
 class TransportError(ValueError):
@@ -134,6 +136,17 @@ def _failure_recorded(
         raise
 
 
+def _last_published_landing(contract: Contract, layout: Layout) -> LandedBatch | None:
+    """The raw files of the dataset's latest published run, if still on disk (to share bytes with)."""
+    previous = latest_published_run(layout, contract)
+    if previous is None:
+        return None
+    try:
+        return open_landed(contract.dataset, previous.run_id, layout)
+    except (LandError, OSError, ValueError):
+        return None  # removed by retention, or never complete: land writes every file anew
+
+
 def step_extract_land(
     run: RunRecord,
     contract: Contract,
@@ -166,7 +179,11 @@ def step_extract_land(
             rate_limited=settings.live,
             on_failed_attempt=failed_attempts,
         )
-        landed = land(pages, contract.dataset, run.run_id, layout)
+        # The next response downloads while this one is hashed and written.
+        ahead = read_ahead(pages, FETCH_AHEAD, f"scdx-fetch-{contract.dataset}")
+        landed = land(
+            ahead, contract.dataset, run.run_id, layout, earlier=_last_published_landing(contract, layout)
+        )
         log.info(
             "%s run %s: landed %d responses, %d bytes",
             contract.dataset,

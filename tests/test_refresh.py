@@ -146,6 +146,33 @@ def test_refresh_whose_upstream_bytes_did_not_change_ends_unchanged_and_publishe
     assert not (layout.staged_dir(census.dataset, second.run_id)).exists()
 
 
+def test_responses_identical_to_the_last_published_run_are_landed_as_hard_links_not_copies(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    window = Window(date(2025, 10, 1), date(2026, 3, 1))
+    first = refresh_dataset(census, registry, settings, replay.url, window=window)
+    second = refresh_dataset(census, registry, settings, replay.url, window=window)
+    assert second.status == "unchanged"
+    old = {
+        p.name: p
+        for p in layout.raw_dir(census.dataset, first.run_id).glob("*.json")
+        if "manifest" not in p.name and not p.name.startswith("_")
+    }
+    new = sorted(
+        p
+        for p in layout.raw_dir(census.dataset, second.run_id).glob("*.json")
+        if "manifest" not in p.name and not p.name.startswith("_")
+    )
+    assert new and len(new) == len(old)
+    for body in new:
+        twin = old[body.name]
+        # One copy on disk, both runs' files name it; the manifest says whose bytes they are.
+        assert body.stat().st_ino == twin.stat().st_ino and body.read_bytes() == twin.read_bytes()
+        manifest = json.loads(body.with_name(body.name.replace(".json", ".manifest.json")).read_text())
+        assert manifest["same_bytes_as"] == f"{first.run_id}/{twin.name}"
+        assert manifest["sha256"] == hashlib.sha256(body.read_bytes()).hexdigest()
+
+
 def test_changed_upstream_bytes_or_a_different_window_publish_again(
     census: Contract, registry: Registry, settings: Settings, layout: Layout, recordings_copy: Path
 ) -> None:
