@@ -286,7 +286,11 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
                 result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE},
             )
         )
-        checkpoint_result = checkpoint.run(run_id=gx.RunIdentifier(run_name=staged.run_id))
+        checkpoint_result = checkpoint.run(
+            # An explicit run time: left out, GX parses the run name as a date, and a run id such
+            # as 20261130T090619Z-8572ad reads as a UTC offset of +86:12 that breaks Data Docs.
+            run_id=gx.RunIdentifier(run_name=staged.run_id, run_time=datetime.now(UTC))
+        )
         (suite_result,) = checkpoint_result.run_results.values()
         by_index = {r.expectation_config.meta["scdx_check"]: r for r in suite_result.results}
         results.extend(_result_of(spec, by_index[i]) for i, spec in enumerate(specs))

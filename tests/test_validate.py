@@ -17,14 +17,18 @@ from pipelines.validate import validate
 
 
 def _staged(
-    layout: Layout, contract: Contract, registry: Registry, rows: list[dict[str, object]]
+    layout: Layout,
+    contract: Contract,
+    registry: Registry,
+    rows: list[dict[str, object]],
+    run_id: str = "run-1",
 ) -> StagedBatch:
-    directory = layout.staged_dir(contract.dataset, "run-1")
+    directory = layout.staged_dir(contract.dataset, run_id)
     directory.mkdir(parents=True)
     path = directory / "part-00000.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(contract, registry)), path)
     return StagedBatch(
-        dataset=contract.dataset, run_id="run-1", directory=directory, files=(path,), rows=len(rows)
+        dataset=contract.dataset, run_id=run_id, directory=directory, files=(path,), rows=len(rows)
     )
 
 
@@ -137,3 +141,15 @@ def test_country_codelist_check_over_the_whole_list_flags_exactly_the_unknown_co
     assert in_set.error is None
     assert in_set.unexpected_count == len(unknown)
     assert sorted(in_set.unexpected_sample) == sorted(unknown)
+
+
+def test_a_run_id_whose_suffix_reads_as_a_utc_offset_validates_and_renders_data_docs(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    # dateutil reads "20261130T090619Z-8572ad" as 09:06:19 at UTC+86:12; GX used to take its
+    # run time from the run name and Data Docs then failed on the impossible offset.
+    layout = Layout(data_dir)
+    staged = _staged(layout, lenient, registry, [_row()], run_id="20261130T090619Z-8572ad")
+    report = validate(staged, lenient, registry, layout)
+    assert report.passed
+    assert report.data_docs_index.exists()
