@@ -28,7 +28,7 @@ from pipelines.sources import RawPage
 from pipelines.sources.nrel_afdc import parse_page
 
 from .conftest import AS_OF, RECORDINGS, TEST_API_KEY
-from .test_airflow import DAGS, _last_json, _python, airflow_env  # noqa: F401 - fixture
+from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 RECORDED = RECORDINGS / "nrel_afdc" / "afdc_nearest_elec_lpg_80203_2018-05-18.json"
 ENDPOINT = "/api/alt-fuel-stations/v1/nearest.json"
@@ -349,17 +349,7 @@ def test_afdc_generated_dag_runs_under_dag_test_with_the_key_from_the_airflow_co
             "AIRFLOW_CONN_NREL_API": json.dumps({"conn_type": "http", "password": TEST_API_KEY}),
         }
         env.pop("SCDX_NREL_API_KEY", None)
-        result = _python(
-            f"""
-            import json, pendulum
-            from airflow.dag_processing.dagbag import DagBag
-            dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("ingest_afdc_charging_stations")
-            run = dag.test(logical_date=pendulum.datetime(2026, 11, 23, tz="UTC"))
-            states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-            print(json.dumps({{"state": str(run.state), "tasks": states}}))
-            """,
-            env,
-        )
+        result = run_dag_test("ingest_afdc_charging_stations", date(2026, 11, 23), env)
         requests_seen = list(replay.requests)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = _last_json(result.stdout)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -62,6 +63,21 @@ def _last_json(output: str) -> dict[str, object]:
     line = [line for line in output.splitlines() if line.startswith("{")][-1]
     result: dict[str, object] = json.loads(line)
     return result
+
+
+def run_dag_test(dag_id: str, logical_date: date, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``dag.test()`` of one generated DAG in a child process; prints {"state", "tasks"} as JSON last."""
+    return _python(
+        f"""
+        import json, pendulum
+        from airflow.dag_processing.dagbag import DagBag
+        dag = DagBag(dag_folder={str(DAGS)!r}).get_dag({dag_id!r})
+        run = dag.test(logical_date=pendulum.datetime({logical_date.year}, {logical_date.month}, {logical_date.day}, tz="UTC"))
+        states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
+        print(json.dumps({{"state": str(run.state), "tasks": states}}))
+        """,
+        env,
+    )
 
 
 def test_dagbag_loads_every_dag_file_without_import_errors_and_dags_follow_policy(
@@ -162,17 +178,7 @@ def test_dag_test_runs_the_ingest_end_to_end_and_leaves_the_curated_table_popula
             "SCDX_REPLAY_URL": replay.url,
             "SCDX_CENSUS_API_KEY": TEST_API_KEY,
         }
-        result = _python(
-            f"""
-            import json, pendulum
-            from airflow.dag_processing.dagbag import DagBag
-            dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("ingest_census_trade_imports")
-            run = dag.test(logical_date=pendulum.datetime(2026, 4, 20, tz="UTC"))
-            states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-            print(json.dumps({{"state": str(run.state), "tasks": states}}))
-            """,
-            env,
-        )
+        result = run_dag_test("ingest_census_trade_imports", date(2026, 4, 20), env)
         requests_seen = list(replay.requests)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _last_json(result.stdout)["state"] == "success"
@@ -191,17 +197,7 @@ def test_a_late_dataset_publishes_then_fails_its_freshness_check_naming_age_and_
 ) -> None:
     with ReplayServer(RECORDINGS) as replay:
         env = {**airflow_env, "SCDX_DATA_DIR": str(tmp_path / "data"), "SCDX_REPLAY_URL": replay.url}
-        result = _python(
-            f"""
-            import json, pendulum
-            from airflow.dag_processing.dagbag import DagBag
-            dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("ingest_census_trade_imports")
-            run = dag.test(logical_date=pendulum.datetime(2026, 11, 23, tz="UTC"))
-            states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-            print(json.dumps({{"state": str(run.state), "tasks": states}}))
-            """,
-            env,
-        )
+        result = run_dag_test("ingest_census_trade_imports", date(2026, 11, 23), env)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = _last_json(result.stdout)
     tasks = outcome["tasks"]

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from datetime import date
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from pipelines.sources.bls_qcew import area_type, industry_file, parse_page
 from pipelines.window import Window
 
 from .conftest import RECORDINGS
+from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 SLICES = RECORDINGS / "bls_qcew"
 STORAGE_BATTERIES_2021Q1 = SLICES / "2021" / "1" / "industry" / "335911.csv"
@@ -408,43 +408,21 @@ def test_qcew_replay_serves_recorded_slices_byte_for_byte_and_404_for_the_rest(r
     assert requests.get(replay.url + "/cew/data/api/2022/1/industry/335911.csv", timeout=5).status_code == 404
 
 
-def test_dag_test_runs_the_qcew_ingest_end_to_end(tmp_path: Path) -> None:
+def test_dag_test_runs_the_qcew_ingest_end_to_end(
+    airflow_env: dict[str, str],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     """The generated DAG ingest_bls_qcew_industry under dag.test(), against the replay server.
 
     The recorded quarters end with 2021-Q4 and the DAGs start in 2024, so the run publishes and
     then, rightly, fails its freshness check."""
-    home = tmp_path / "airflow_home"
     data_dir = tmp_path / "data"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "SCDX_DATA_DIR": str(data_dir),
-    }
-    airflow = str(Path(sys.executable).parent / "airflow")
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
     with ReplayServer(RECORDINGS) as replay:
-        code = f"""
-            import json, pendulum
-            from airflow.dag_processing.dagbag import DagBag
-            dag = DagBag(dag_folder={str(PROJECT_ROOT / "dags")!r}).get_dag("ingest_bls_qcew_industry")
-            run = dag.test(logical_date=pendulum.datetime(2024, 1, 20, tz="UTC"))
-            states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-            print(json.dumps({{"state": str(run.state), "tasks": states}}))
-            """
-        result = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)],
-            env={**env, "SCDX_REPLAY_URL": replay.url},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        env = {**airflow_env, "SCDX_DATA_DIR": str(data_dir), "SCDX_REPLAY_URL": replay.url}
+        result = run_dag_test("ingest_bls_qcew_industry", date(2024, 1, 20), env)
         requests_seen = list(replay.requests)
     assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
+    outcome = _last_json(result.stdout)
     assert outcome["tasks"] == {
         "extract_and_land": "success",
         "normalize_and_stage": "success",

@@ -29,7 +29,7 @@ from pipelines.sources.bts_socrata import month_of, parse_page
 from pipelines.window import Window
 
 from .conftest import AS_OF, RECORDINGS
-from .test_airflow import DAGS, _last_json, _python, airflow_env  # noqa: F401 - fixture
+from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 BTS = RECORDINGS / "bts_border_crossing"
 EXPORT = BTS / "border_crossing_entry_data_socrata_export_head40.csv"
@@ -328,17 +328,7 @@ def test_bts_generated_dag_runs_under_dag_test_and_publishes_the_recorded_rows(
     data_dir = tmp_path / "data"
     with ReplayServer(RECORDINGS) as replay:
         env = {**airflow_env, "SCDX_DATA_DIR": str(data_dir), "SCDX_REPLAY_URL": replay.url}
-        result = _python(
-            f"""
-            import json, pendulum
-            from airflow.dag_processing.dagbag import DagBag
-            dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("ingest_bts_border_crossings")
-            run = dag.test(logical_date=pendulum.datetime(2024, 4, 15, tz="UTC"))
-            states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-            print(json.dumps({{"state": str(run.state), "tasks": states}}))
-            """,
-            env,
-        )
+        result = run_dag_test("ingest_bts_border_crossings", date(2024, 4, 15), env)
         requests_seen = [dict(r.query) for r in replay.requests]
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = _last_json(result.stdout)

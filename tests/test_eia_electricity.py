@@ -7,10 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -28,12 +24,13 @@ from pipelines.redact import resolve_api_key
 from pipelines.refresh import ingest_file, refresh_dataset, start_run
 from pipelines.replay.eia import render
 from pipelines.replay.server import Fault, ReplayServer
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.settings import Settings
 from pipelines.sources import RawPage
 from pipelines.sources.eia_v2 import page_count, page_params, parse_page
 from pipelines.window import Window
 
 from .conftest import RECORDINGS, TEST_API_KEY
+from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 RECORDED = RECORDINGS / "eia_v2" / "eia_v2_electricity_facility-fuel_CO_2022_monthly_offset0.json"
 ROUTE = "/v2/electricity/facility-fuel/data/"
@@ -382,44 +379,26 @@ def test_eia_replay_writes_json_as_the_api_does_and_refuses_what_the_api_refuses
     assert capped["total"] == "5000" and len(capped["data"]) == 4999 and "warnings" not in capped
 
 
-def test_dag_test_runs_the_eia_ingest_end_to_end_without_leaking_the_key(tmp_path: Path) -> None:
+def test_dag_test_runs_the_eia_ingest_end_to_end_without_leaking_the_key(
+    airflow_env: dict[str, str],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
     """The generated DAG ingest_eia_electricity under dag.test(), against the replay server.
 
     The recording ends with December 2022 and the DAGs start in 2024, so the run publishes and
     then, rightly, fails its freshness check."""
-    home = tmp_path / "airflow_home"
     data_dir = tmp_path / "data"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "SCDX_DATA_DIR": str(data_dir),
-        "SCDX_EIA_API_KEY": TEST_API_KEY,
-    }
-    airflow = str(Path(sys.executable).parent / "airflow")
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
     with ReplayServer(RECORDINGS) as replay:
-        code = f"""
-            import json, pendulum
-            from airflow.dag_processing.dagbag import DagBag
-            dag = DagBag(dag_folder={str(PROJECT_ROOT / "dags")!r}).get_dag("ingest_eia_electricity")
-            run = dag.test(logical_date=pendulum.datetime(2024, 2, 20, tz="UTC"))
-            states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-            print(json.dumps({{"state": str(run.state), "tasks": states}}))
-            """
-        result = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)],
-            env={**env, "SCDX_REPLAY_URL": replay.url},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        env = {
+            **airflow_env,
+            "SCDX_DATA_DIR": str(data_dir),
+            "SCDX_REPLAY_URL": replay.url,
+            "SCDX_EIA_API_KEY": TEST_API_KEY,
+        }
+        result = run_dag_test("ingest_eia_electricity", date(2024, 2, 20), env)
         requests_seen = list(replay.requests)
     assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
+    outcome = _last_json(result.stdout)
     assert outcome["tasks"] == {
         "extract_and_land": "success",
         "normalize_and_stage": "success",

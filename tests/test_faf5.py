@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -34,7 +35,7 @@ from pipelines.sources import RawPage
 from pipelines.sources.faf5 import parse_batches
 
 from .conftest import RECORDINGS, SCHEMAS
-from .test_airflow import DAGS, _last_json, _python, airflow_env  # noqa: F401 - fixture reused
+from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture reused
 
 DATASET = "faf5_regional_flows"
 FAF_PATH = "/faf5/data/download_files/FAF5.7.1.zip"
@@ -462,17 +463,7 @@ def test_dag_test_runs_the_faf5_ingest_end_to_end(
 ) -> None:
     data_dir = tmp_path / "data"
     env = {**airflow_env, "SCDX_DATA_DIR": str(data_dir), "SCDX_REPLAY_URL": faf_replay.url}
-    result = _python(
-        f"""
-        import json, pendulum
-        from airflow.dag_processing.dagbag import DagBag
-        dag = DagBag(dag_folder={str(DAGS)!r}).get_dag("ingest_faf5_regional_flows")
-        run = dag.test(logical_date=pendulum.datetime(2026, 4, 2, tz="UTC"))
-        states = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-        print(json.dumps({{"state": str(run.state), "tasks": states}}))
-        """,
-        env,
-    )
+    result = run_dag_test("ingest_faf5_regional_flows", date(2026, 4, 2), env)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = _last_json(result.stdout)
     assert outcome["state"] == "success", outcome
