@@ -1,19 +1,62 @@
-"""Run an iterator one step ahead of its consumer, in a background thread.
+"""Run iterators ahead of their consumer, in background threads.
 
 Stages that wait on different things overlap: the next response downloads while this one is
-hashed and written (land), the next page parses in DuckDB while this one is cast and written to
-Parquet (normalize). Socket reads, hashing, DuckDB and Arrow release the GIL, so both threads run.
+hashed and written (land), the next pages parse in DuckDB while this one is cast and written to
+Parquet (normalize). Socket reads, hashing, DuckDB and Arrow release the GIL, so the threads run
+at once.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
+
+
+class _Channel:
+    """A bounded queue from one producing thread to the consumer, which can tell it to stop."""
+
+    def __init__(self, depth: int) -> None:
+        self.items: queue.Queue[object] = queue.Queue(depth)
+        self.stop = threading.Event()
+
+    def _put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce(self, items: Iterator[object]) -> None:
+        """Run in the producing thread: every item, then the end (or the error that ended it)."""
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there in order
+            self._put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def consume(self) -> Iterator[object]:
+        while True:
+            item = self.items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def read_ahead(items: Iterator[T], depth: int, name: str) -> Iterator[T]:
@@ -22,41 +65,39 @@ def read_ahead(items: Iterator[T], depth: int, name: str) -> Iterator[T]:
     An exception in ``items`` is raised here, after the items before it, as if iterated inline.
     A consumer that stops early (break, exception, close) stops the producer at its next item.
     """
-    ahead: queue.Queue[object] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, raised there in order
-            put(exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name=name, daemon=True)
+    channel = _Channel(depth)
+    worker = threading.Thread(target=channel.produce, args=(items,), name=name, daemon=True)
     worker.start()
     try:
-        while True:
-            item = ahead.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
+        yield from channel.consume()  # type: ignore[misc]
     finally:
-        stop.set()
+        channel.stop.set()
         worker.join()
+
+
+def read_ahead_each(sources: Iterable[Iterator[T]], workers: int, depth: int, name: str) -> Iterator[T]:
+    """Yield the items of each source in turn, with up to ``workers`` sources running at once.
+
+    Like ``read_ahead`` over the sources chained, in the same order, but the next sources start
+    while the current one is consumed: pages of one response each parse on their own thread. The
+    threads are a fixed pool, so what a source keeps per thread (a DuckDB connection) is reused.
+    Memory is bounded by ``workers`` x ``depth`` items.
+    """
+    pending: deque[_Channel] = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    try:
+        for source in sources:
+            channel = _Channel(depth)
+            pool.submit(channel.produce, source)
+            pending.append(channel)
+            # Never more sources submitted than threads: the one drained is always running.
+            if len(pending) >= workers:
+                yield from pending[0].consume()  # type: ignore[misc]
+                pending.popleft()
+        while pending:
+            yield from pending[0].consume()  # type: ignore[misc]
+            pending.popleft()
+    finally:
+        for channel in pending:
+            channel.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -642,24 +642,25 @@ def check_specs(contract: Contract, registry: Registry) -> list[CheckSpec]:
             f"at least {contract.checks.min_rows} rows",
         ),
     ]
-    if len(contract.primary_key) == 1:
-        specs.append(
-            CheckSpec(
-                "ExpectColumnValuesToBeUnique",
-                {"column": contract.primary_key[0]},
-                "blocking",
-                "primary key is unique",
-            )
+    # Key uniqueness as one GROUP BY over the key columns (GX's uniqueness expectations join
+    # every row back to its group's count: three times slower at 10M rows). The check's
+    # observed value is the number of duplicated keys.
+    key_columns = ", ".join(quote_identifier(k) for k in contract.primary_key)
+    key_description = f"primary key ({', '.join(contract.primary_key)}) is unique"
+    specs.append(
+        CheckSpec(
+            "UnexpectedRowsExpectation",
+            {
+                "unexpected_rows_query": (
+                    f"SELECT {key_columns}, count(*) AS copies FROM {{batch}} "
+                    f"GROUP BY {key_columns} HAVING count(*) > 1"
+                ),
+                "description": key_description,
+            },
+            "blocking",
+            key_description,
         )
-    else:
-        specs.append(
-            CheckSpec(
-                "ExpectCompoundColumnsToBeUnique",
-                {"column_list": list(contract.primary_key)},
-                "blocking",
-                f"primary key ({', '.join(contract.primary_key)}) is unique",
-            )
-        )
+    )
     for f in contract.fields:
         shared = registry.types.types[f.type]
         if not f.nullable or f.name in contract.primary_key:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.ahead import read_ahead
+from pipelines.ahead import read_ahead_each
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
 from pipelines.sources import RawPage, SourceRows, source_module
 
@@ -277,24 +277,22 @@ def conform(table: pa.Table, contract: Contract, registry: Registry, path: Path 
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-PARSE_AHEAD = 2  # parsed batches waiting for the common build: bounds memory, keeps both busy
+PARSE_AHEAD = 2  # parsed batches of a page waiting for the common build: bounds memory
+PARSE_WORKERS = 2  # pages parsing at once: a page parses on one DuckDB thread, the machine has two
 
 
-def _parsed(
-    pages: Sequence[RawPage], contract: Contract, registry: Registry
+def _page_batches(
+    raw: RawPage, contract: Contract, registry: Registry
 ) -> Iterator[tuple[RawPage, SourceRows | None]]:
-    """Each page's parsed batches in order; ``(page, None)`` ends each page."""
+    """One page's parsed batches; ``(page, None)`` ends the page."""
     source = source_module(contract.source.module)
     # A source that can stream a large file in batches says so with parse_batches.
     streaming = getattr(source, "parse_batches", None)
-    for raw in pages:
-        parsed = (
-            streaming(raw, contract, registry) if streaming else [source.parse_page(raw, contract, registry)]
-        )
-        for rows in parsed:
-            if rows is not None:
-                yield raw, rows
-        yield raw, None
+    parsed = streaming(raw, contract, registry) if streaming else [source.parse_page(raw, contract, registry)]
+    for rows in parsed:
+        if rows is not None:
+            yield raw, rows
+    yield raw, None
 
 
 def normalize(
@@ -307,8 +305,13 @@ def normalize(
         for page in landed.pages
     ]
     seen = False
-    # The source parses the next page (DuckDB, Arrow) while this one is built and staged.
-    parsed = read_ahead(_parsed(pages, contract, registry), PARSE_AHEAD, f"scdx-parse-{contract.dataset}")
+    # The source parses the next pages (DuckDB, Arrow) while this one is built and staged.
+    parsed = read_ahead_each(
+        (_page_batches(raw, contract, registry) for raw in pages),
+        PARSE_WORKERS,
+        PARSE_AHEAD,
+        f"scdx-parse-{contract.dataset}",
+    )
     for raw, rows in parsed:
         if rows is None:  # the page is done
             stats.pages += 1

@@ -54,11 +54,12 @@ def test_checks_are_compiled_from_key_types_and_listed_expectations(
     census: Contract, registry: Registry
 ) -> None:
     specs = {(s.expectation, s.kwargs.get("column")): s for s in check_specs(census, registry)}
-    assert specs[("ExpectCompoundColumnsToBeUnique", None)].kwargs["column_list"] == [
-        "period",
-        "hs_code",
-        "country_code",
-    ]
+    (key_check,) = [s for s in check_specs(census, registry) if s.description.startswith("primary key")]
+    assert key_check.expectation == "UnexpectedRowsExpectation" and key_check.severity == "blocking"
+    assert key_check.kwargs["unexpected_rows_query"] == (
+        'SELECT "period", "hs_code", "country_code", count(*) AS copies FROM {batch} '
+        'GROUP BY "period", "hs_code", "country_code" HAVING count(*) > 1'
+    )
     assert specs[("ExpectColumnValuesToMatchRegex", "hs_code")].kwargs["regex"] == "^[0-9]{4}$"
     assert specs[("ExpectColumnValuesToMatchRegex", "country_code")].severity == "blocking"
     assert specs[("ExpectColumnValuesToBeBetween", "general_value_usd")].kwargs["min_value"] == 0

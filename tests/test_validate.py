@@ -108,7 +108,9 @@ def test_duplicate_key_and_nulls_and_negative_values_are_each_reported(
     ]
     report = validate(_staged(layout, lenient, registry, rows), lenient, registry, layout)
     failed = {(c.check, c.column) for c in report.blocking_failures}
-    assert ("ExpectCompoundColumnsToBeUnique", None) in failed
+    assert ("UnexpectedRowsExpectation", None) in failed
+    (duplicate,) = [c for c in report.blocking_failures if c.check == "UnexpectedRowsExpectation"]
+    assert duplicate.observed_value == 1  # one key is duplicated
     assert ("ExpectColumnValuesToBeBetween", "general_value_usd") in failed
     assert ("ExpectColumnValuesToNotBeNull", "country_name") in failed
 
