@@ -1,4 +1,4 @@
-"""read_ahead: an iterator run one step ahead in a thread behaves like the iterator itself."""
+"""read_ahead and read_ahead_each: iterators run ahead in threads behave like the iterators themselves."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines.ahead import read_ahead
+from pipelines.ahead import read_ahead, read_ahead_each
 
 
 def test_items_arrive_in_order_and_the_producer_runs_ahead_of_a_slow_consumer() -> None:
@@ -61,3 +61,55 @@ def test_a_consumer_that_stops_early_stops_the_producer_and_closes_the_iterator(
     ahead.close()
     assert closed.wait(5)
     assert not any(t.name == "test" and t.is_alive() for t in threading.enumerate())
+
+
+def test_sources_read_ahead_each_arrive_in_order_while_the_next_one_runs_on_another_thread() -> None:
+    second_started = threading.Event()
+    threads: set[str] = set()
+
+    def page(number: int) -> Iterator[tuple[int, int]]:
+        threads.add(threading.current_thread().name)
+        if number == 1:
+            second_started.set()
+        for part in range(3):
+            yield number, part
+
+    seen = []
+    for item in read_ahead_each((page(n) for n in range(6)), 2, 1, "test-each"):
+        if item == (0, 0):
+            # Page 1 parses while page 0 is still being consumed.
+            assert second_started.wait(5)
+        seen.append(item)
+    assert seen == [(n, part) for n in range(6) for part in range(3)]
+    assert len(threads) == 2  # a fixed pool: six pages, two threads
+
+
+def test_an_error_in_a_later_source_is_raised_after_every_item_before_it() -> None:
+    def page(number: int) -> Iterator[int]:
+        yield number * 10
+        if number == 2:
+            raise ValueError("page 2 is not JSON")
+        yield number * 10 + 1
+
+    seen = []
+    with pytest.raises(ValueError, match="page 2 is not JSON"):
+        for n in read_ahead_each((page(n) for n in range(4)), 2, 1, "test-each"):
+            seen.append(n)
+    assert seen == [0, 1, 10, 11, 20]
+
+
+def test_a_consumer_that_stops_early_stops_every_running_source() -> None:
+    closed: list[int] = []
+
+    def endless(number: int) -> Iterator[int]:
+        try:
+            while True:
+                yield number
+        finally:
+            closed.append(number)
+
+    each = read_ahead_each((endless(n) for n in range(5)), 2, 1, "test-stop")
+    assert [next(each), next(each)] == [0, 0]
+    each.close()
+    assert sorted(closed) == [0, 1]  # the two running sources; the rest never started
+    assert not any(t.name.startswith("test-stop") and t.is_alive() for t in threading.enumerate())
