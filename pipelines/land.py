@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,12 +70,21 @@ def _extension(content_type: str | None) -> str:
     return _EXTENSIONS.get(media, "bin")
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a file that must not exist yet, and flush it to disk."""
+def _write_new(path: Path, data: bytes, flush: bool = True) -> None:
+    """Write a file that must not exist yet, and (unless the caller flushes later) flush it to disk."""
     with open(path, "xb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if flush:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _place_file(source: Path, target: Path, move: bool) -> str:
@@ -125,6 +135,65 @@ def _link_same_bytes(previous: Path, target: Path, size: int) -> bool:
     return True
 
 
+def _land_page(
+    sequence: int,
+    page: FetchedPage,
+    dataset: str,
+    run_id: str,
+    directory: Path,
+    origin: dict[str, str] | None,
+    reusable: dict[str, LandedPage],
+) -> tuple[LandedPage, list[Path]]:
+    """Write one response and its manifest; returns the landed page and the files still to flush."""
+    unflushed: list[Path] = []
+    # The partition (a month, an offset, a file name) names the file; keep it a safe file name.
+    partition = page.request.partition
+    stem = partition.rsplit(".", 1)[0] if "." in partition else partition  # a file's own extension goes
+    name = f"{sequence:05d}-{_SAFE_NAME.sub('_', stem)[:100]}"
+    size = page.size
+    body_path = directory / f"{name}.{_extension(page.content_type) if size else 'empty'}"
+    try:
+        same_as: LandedPage | None = None
+        if page.body_file is not None:
+            sha256 = _place_file(page.body_file, body_path, move=page.body_file_is_temporary)
+        else:
+            sha256 = hashlib.sha256(page.body).hexdigest()
+            same_as = reusable.get(sha256)
+            if same_as is None or not _link_same_bytes(same_as.body_path, body_path, size):
+                same_as = None
+                _write_new(body_path, page.body, flush=False)
+                unflushed.append(body_path)
+    except OSError as exc:
+        raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
+    manifest = {
+        "dataset": dataset,
+        "run_id": run_id,
+        "sequence": sequence,
+        "partition": page.request.partition,
+        "url": page.request.redacted_url,
+        "params": [list(p) for p in redact_params(page.request.params)],
+        "status": page.status,
+        "content_type": page.content_type,
+        "bytes": size,
+        "sha256": sha256,
+        "fetched_at": page.fetched_at.isoformat(),
+        "attempts": page.attempts,
+        "elapsed_s": round(page.elapsed_s, 4),
+        "response_headers": page.response_headers,
+        "file": body_path.name,
+        **(origin or {"source": "http"}),
+    }
+    if same_as is not None:
+        # The same bytes as this earlier landed file, stored once (a hard link).
+        manifest["same_bytes_as"] = f"{same_as.manifest['run_id']}/{same_as.body_path.name}"
+    try:
+        _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest), flush=False)
+    except OSError as exc:
+        raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
+    unflushed.append(directory / f"{name}.manifest.json")
+    return LandedPage(body_path=body_path, manifest=manifest), unflushed
+
+
 def land(
     pages: Iterable[FetchedPage],
     dataset: str,
@@ -147,53 +216,21 @@ def land(
     except OSError as exc:
         raise LandError(f"{dataset}: cannot create {directory}: {exc.strerror}") from None
     landed: list[LandedPage] = []
-    for sequence, page in enumerate(pages, start=1):
-        # The partition (a month, an offset, a file name) names the file; keep it a safe file name.
-        partition = page.request.partition
-        stem = partition.rsplit(".", 1)[0] if "." in partition else partition  # a file's own extension goes
-        name = f"{sequence:05d}-{_SAFE_NAME.sub('_', stem)[:100]}"
-        size = page.size
-        body_path = directory / f"{name}.{_extension(page.content_type) if size else 'empty'}"
-        try:
-            same_as: LandedPage | None = None
-            if page.body_file is not None:
-                sha256 = _place_file(page.body_file, body_path, move=page.body_file_is_temporary)
-            else:
-                sha256 = hashlib.sha256(page.body).hexdigest()
-                same_as = reusable.get(sha256)
-                if same_as is None or not _link_same_bytes(same_as.body_path, body_path, size):
-                    same_as = None
-                    _write_new(body_path, page.body)
-        except OSError as exc:
-            raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
-        manifest = {
-            "dataset": dataset,
-            "run_id": run_id,
-            "sequence": sequence,
-            "partition": page.request.partition,
-            "url": page.request.redacted_url,
-            "params": [list(p) for p in redact_params(page.request.params)],
-            "status": page.status,
-            "content_type": page.content_type,
-            "bytes": size,
-            "sha256": sha256,
-            "fetched_at": page.fetched_at.isoformat(),
-            "attempts": page.attempts,
-            "elapsed_s": round(page.elapsed_s, 4),
-            "response_headers": page.response_headers,
-            "file": body_path.name,
-            **(origin or {"source": "http"}),
-        }
-        if same_as is not None:
-            # The same bytes as this earlier landed file, stored once (a hard link).
-            manifest["same_bytes_as"] = f"{same_as.manifest['run_id']}/{same_as.body_path.name}"
-        try:
-            _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest))
-        except OSError as exc:
-            raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
-        landed.append(LandedPage(body_path=body_path, manifest=manifest))
-        if sequence == 1:
-            crash_point("land:after_first_page")
+    # Each file is flushed to disk by a second thread while the next response arrives; the run
+    # is marked complete only once every flush has succeeded.
+    with ThreadPoolExecutor(1, thread_name_prefix=f"scdx-fsync-{dataset}") as flusher:
+        flushes: list[tuple[Path, Future[None]]] = []
+        for sequence, page in enumerate(pages, start=1):
+            landed_page, unflushed = _land_page(sequence, page, dataset, run_id, directory, origin, reusable)
+            landed.append(landed_page)
+            flushes.extend((path, flusher.submit(_fsync, path)) for path in unflushed)
+            if sequence == 1:
+                crash_point("land:after_first_page")
+        for path, flushed in flushes:
+            try:
+                flushed.result()
+            except OSError as exc:
+                raise LandError(f"{dataset}: cannot write {path}: {exc.strerror}") from None
     summary = {
         "dataset": dataset,
         "run_id": run_id,

@@ -155,3 +155,33 @@ def test_a_run_id_whose_suffix_reads_as_a_utc_offset_validates_and_renders_data_
     report = validate(staged, lenient, registry, layout)
     assert report.passed
     assert report.data_docs_index.exists()
+
+
+def test_a_failed_batch_stores_one_gx_result_with_counts_and_a_passing_batch_only_verdicts(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    import json
+
+    layout = Layout(data_dir)
+    bad = validate(
+        _staged(layout, lenient, registry, [_row(), _row(hs_code="2504", general_value_usd=-1)], "run-bad"),
+        lenient,
+        registry,
+        layout,
+    )
+    good = validate(_staged(layout, lenient, registry, [_row()], "run-good"), lenient, registry, layout)
+    stored = {run: list(layout.gx_results_dir.rglob(f"*{run}*/**/*.json")) for run in ("run-bad", "run-good")}
+    # The suite ran twice for the failed batch; its detailed result replaced the first.
+    assert len(stored["run-bad"]) == 1 and len(stored["run-good"]) == 1
+    bad_result = json.loads(stored["run-bad"][0].read_text())
+    (between,) = [
+        r
+        for r in bad_result["results"]
+        if r["expectation_config"]["type"] == "expect_column_values_to_be_between"
+        and r["expectation_config"]["kwargs"]["column"] == "general_value_usd"
+    ]
+    assert between["success"] is False and between["result"]["unexpected_count"] == 1
+    assert between["result"]["partial_unexpected_list"] == [-1]
+    assert not bad.passed and good.passed
+    good_result = json.loads(stored["run-good"][0].read_text())
+    assert all(r["success"] and not r["result"] for r in good_result["results"])
