@@ -345,3 +345,20 @@ def test_a_window_with_no_released_months_ends_as_no_data_and_publishes_nothing(
     assert run.status == "no_data" and run.raw_files == 3 and run.rows_published == 0 and run.error is None
     assert _table(layout) == before
     assert [r[1] for r in _runs(layout)] == ["published", "no_data"]
+
+
+def test_staged_parquet_dictionary_encodes_codes_and_names_but_not_dollar_values(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    import pyarrow.parquet as pq
+
+    run = refresh_dataset(census, registry, settings, replay.url, as_of=AS_OF)
+    (staged,) = layout.staged_dir(census.dataset, run.run_id).glob("*.parquet")
+    row_group = pq.ParquetFile(staged).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: set(row_group.column(i).encodings)
+        for i in range(row_group.num_columns)
+    }
+    assert "RLE_DICTIONARY" in encodings["country_code"] and "RLE_DICTIONARY" in encodings["hs_description"]
+    assert "RLE_DICTIONARY" not in encodings["general_value_usd"]
+    assert "RLE_DICTIONARY" not in encodings["consumption_value_usd"]
