@@ -20,48 +20,13 @@ import pyarrow.compute as pc
 
 from pipelines.ahead import read_ahead_each
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
-from pipelines.sources import RawPage, SourceRows, source_module
+from pipelines.sources import DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows, source_module
 
 if TYPE_CHECKING:
     from pipelines.land import LandedBatch
 
 ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
 SAMPLE = 5
-
-
-class NormalizeError(ValueError):
-    """Raw data that cannot be read as the agency's format; names dataset, file, row, field."""
-
-    def __init__(
-        self, dataset: str, path: Path | str, message: str, row: int | None = None, field: str | None = None
-    ):
-        where = f"{dataset}: {path}"
-        if row is not None:
-            where += f", row {row}"
-        if field is not None:
-            where += f", field {field!r}"
-        super().__init__(f"{where}: {message}")
-        self.dataset, self.path, self.row, self.field = dataset, str(path), row, field
-
-
-@dataclass(frozen=True)
-class DriftEvent:
-    """The source differs from the contract: a field is new, missing or retyped, or a code is new."""
-
-    field: str
-    kind: str  # new_field, missing_field, type_change, new_code
-    action: str  # rejected, warned, allowed
-    detail: str
-
-
-class DriftRejected(NormalizeError):
-    """Drift the contract's evolution policy rejects: the batch is quarantined, nothing published."""
-
-    def __init__(self, dataset: str, path: Path | str, event: DriftEvent, row: int | None = None):
-        super().__init__(
-            dataset, path, f"{event.kind}: {event.detail} (evolution policy: reject)", row, event.field
-        )
-        self.event = event
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipelines.ahead import read_ahead
@@ -24,15 +25,17 @@ from pipelines.faults import crash_point
 from pipelines.land import FailedAttempts, LandedBatch, LandError, land, land_file, open_landed
 from pipelines.layout import Layout, new_run_id
 from pipelines.locks import file_lock
-from pipelines.normalize import DriftEvent, DriftRejected, NormalizeStats, normalize
 from pipelines.publish import PublishResult, last_published, latest_published_run, publish, record_run
 from pipelines.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
 from pipelines.redact import redact_text, resolve_api_key
 from pipelines.runs import NOTHING_TO_PUBLISH, RunRecord
 from pipelines.settings import Settings
-from pipelines.stage import StagedBatch, stage
-from pipelines.validate import ValidationReport, validate
+from pipelines.sources import DriftEvent, DriftRejected
+from pipelines.stage import StagedBatch
 from pipelines.window import Window, incremental_window
+
+if TYPE_CHECKING:
+    from pipelines.validate import ValidationReport
 
 log = logging.getLogger("scdx.refresh")
 FETCH_AHEAD = 1  # responses held in memory ahead of land (each at most HttpPolicy.spool_bytes)
@@ -253,7 +256,6 @@ def step_normalize_stage(
     bytes as the latest published run, the run ends as ``unchanged`` at once (``force``: normalize
     and publish anyway, e.g. after a change to the source module).
     """
-    stats = NormalizeStats()
     layout = Layout(settings.data_dir)
     same_as = None if force else unchanged_upstream(run, contract, registry, layout)
     if same_as is not None:
@@ -268,6 +270,11 @@ def step_normalize_stage(
         return StagedBatch(
             contract.dataset, run.run_id, layout.staged_dir(contract.dataset, run.run_id), (), 0
         )
+    # Imported here: a run that stops as unchanged never loads Arrow (a tenth of its time).
+    from pipelines.normalize import NormalizeStats, normalize
+    from pipelines.stage import stage
+
+    stats = NormalizeStats()
     try:
         with _failure_recorded(run, contract, registry, settings, unless=DriftRejected):
             staged = stage(
@@ -300,6 +307,8 @@ def step_validate(
     A failed referential check is also drift of kind new_code, recorded with the action its
     severity stands for.
     """
+    from pipelines.validate import validate
+
     layout = Layout(settings.data_dir)
     with _failure_recorded(run, contract, registry, settings):
         report = validate(staged, contract, registry, layout)

@@ -12,12 +12,13 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from pipelines.contracts import Contract, Registry, arrow_schema
 from pipelines.layout import Layout
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROWS_PER_FILE = 5_000_000
 ROW_GROUP_SIZE = 500_000
@@ -53,6 +54,8 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     A measure (a dollar value, a count) rarely repeats, so its dictionary is built and then
     abandoned: without it, staging 10M Census rows takes 30% less time and the files are smaller.
     """
+    import pyarrow as pa
+
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
     return [f.name for f in schema if not any(is_type(f.type) for is_type in numeric)]
 
@@ -69,6 +72,9 @@ def stage(
 
     ``replace``: a retried task re-stages its run (staged data is derived from raw, never landed).
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     final = layout.staged_dir(contract.dataset, run_id)
     if final.exists():
         if not replace:
@@ -126,6 +132,8 @@ def stage(
 
 def open_staged(dataset: str, run_id: str, layout: Layout) -> StagedBatch:
     """A previously staged run, read back from disk."""
+    import pyarrow.parquet as pq
+
     directory = layout.staged_dir(dataset, run_id)
     files = tuple(sorted(directory.glob("*.parquet")))
     if not files:

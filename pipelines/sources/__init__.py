@@ -33,6 +33,43 @@ if TYPE_CHECKING:
     from pipelines.paging import PageContext
 
 
+# The errors and drift events a source raises while reading its agency's bytes (re-exported by
+# normalize); here, not in normalize, so fetching never loads Arrow.
+class NormalizeError(ValueError):
+    """Raw data that cannot be read as the agency's format; names dataset, file, row, field."""
+
+    def __init__(
+        self, dataset: str, path: Path | str, message: str, row: int | None = None, field: str | None = None
+    ):
+        where = f"{dataset}: {path}"
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+        self.dataset, self.path, self.row, self.field = dataset, str(path), row, field
+
+
+@dataclass(frozen=True)
+class DriftEvent:
+    """The source differs from the contract: a field is new, missing or retyped, or a code is new."""
+
+    field: str
+    kind: str  # new_field, missing_field, type_change, new_code
+    action: str  # rejected, warned, allowed
+    detail: str
+
+
+class DriftRejected(NormalizeError):
+    """Drift the contract's evolution policy rejects: the batch is quarantined, nothing published."""
+
+    def __init__(self, dataset: str, path: Path | str, event: DriftEvent, row: int | None = None):
+        super().__init__(
+            dataset, path, f"{event.kind}: {event.detail} (evolution policy: reject)", row, event.field
+        )
+        self.event = event
+
+
 class RawPage:
     """A landed response as normalize sees it: the exact bytes and their manifest.
 
@@ -92,4 +129,12 @@ def source_module(name: str) -> SourceModule:
     return cast(SourceModule, module)
 
 
-__all__ = ["RawPage", "SourceModule", "SourceRows", "source_module"]
+__all__ = [
+    "DriftEvent",
+    "DriftRejected",
+    "NormalizeError",
+    "RawPage",
+    "SourceModule",
+    "SourceRows",
+    "source_module",
+]

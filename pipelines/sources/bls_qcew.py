@@ -29,9 +29,8 @@ from collections.abc import Iterator, Sequence
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
-from pipelines.normalize import NormalizeError
 from pipelines.paging import PageContext, param_values, per_quarter, static_params
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import NormalizeError, RawPage, SourceRows
 
 # What a QCEW file is answered with (BLS's CSV slices); a 404 is a quarter not released yet.
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")

@@ -34,9 +34,8 @@ import pyarrow.csv as pa_csv
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
-from pipelines.normalize import NormalizeError
 from pipelines.paging import PageContext, offset_pages, static_params
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import NormalizeError, RawPage, SourceRows
 from pipelines.window import Window, add_months
 
 JSON_TYPES = ("application/json",)

@@ -24,9 +24,8 @@ import duckdb
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage, PageRequest
-from pipelines.normalize import NormalizeError
 from pipelines.paging import PageContext, per_month, static_params
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import NormalizeError, RawPage, SourceRows
 
 TOTAL_CODE = "-"
 

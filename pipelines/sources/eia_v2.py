@@ -31,10 +31,9 @@ from typing import Any
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
-from pipelines.normalize import NormalizeError
 from pipelines.paging import PageContext, offset_pages, static_params
 from pipelines.redact import redact_text
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import NormalizeError, RawPage, SourceRows
 from pipelines.window import Window
 
 UNITS_SUFFIX = "-units"

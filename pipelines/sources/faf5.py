@@ -32,9 +32,8 @@ from typing import IO, Any
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
-from pipelines.normalize import NormalizeError
 from pipelines.paging import PageContext
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import NormalizeError, RawPage, SourceRows
 
 # Classification columns of the FAF5 layout, in the file's order: they make up a record's flow_id.
 DIMENSIONS = (

@@ -27,9 +27,8 @@ import pyarrow as pa
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
-from pipelines.normalize import NormalizeError
 from pipelines.paging import PageContext, offset_pages, static_params
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import NormalizeError, RawPage, SourceRows
 
 JSON_TYPES = ("application/json",)
 STATIONS = "fuel_stations"

@@ -48,9 +48,8 @@ from typing import NoReturn
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
-from pipelines.normalize import DriftEvent, DriftRejected, NormalizeError
 from pipelines.paging import PageContext, file_requests
-from pipelines.sources import RawPage, SourceRows
+from pipelines.sources import DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
 
 # What a good answer is; an HTML error page behind a 200 is retried by the common client.
 EXPECT = ("text/csv", "application/csv", "application/octet-stream", "text/plain")
