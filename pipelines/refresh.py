@@ -247,6 +247,7 @@ def step_normalize_stage(
     settings: Settings,
     restage: bool = False,
     force: bool = False,
+    validating_next: bool = False,
 ) -> StagedBatch:
     """Normalize the landed pages to contract types and stage them as Parquet.
 
@@ -254,7 +255,8 @@ def step_normalize_stage(
     report naming the field; allowed and warned drift is kept on the run record. ``restage``: a
     retried Airflow task replaces what its killed attempt staged. When the agency sent the same
     bytes as the latest published run, the run ends as ``unchanged`` at once (``force``: normalize
-    and publish anyway, e.g. after a change to the source module).
+    and publish anyway, e.g. after a change to the source module). ``validating_next``: this process
+    validates next (a whole refresh, not an Airflow task), so GX is imported meanwhile.
     """
     layout = Layout(settings.data_dir)
     same_as = None if force else unchanged_upstream(run, contract, registry, layout)
@@ -273,6 +275,13 @@ def step_normalize_stage(
     # Imported here: a run that stops as unchanged never loads Arrow (a tenth of its time).
     from pipelines.normalize import NormalizeStats, normalize
     from pipelines.stage import stage
+
+    if validating_next:
+        import pyarrow.parquet  # noqa: F401 - loaded before GX's import thread starts, not alongside it
+
+        from pipelines.validate import warm_up
+
+        warm_up()
 
     stats = NormalizeStats()
     try:
@@ -367,7 +376,9 @@ def refresh_dataset(
     run = run or start_run(contract)
     with dataset_guard(contract, settings):
         landed = step_extract_land(run, contract, registry, settings, base_url, window=window, as_of=as_of)
-        staged = step_normalize_stage(run, landed, contract, registry, settings, force=force)
+        staged = step_normalize_stage(
+            run, landed, contract, registry, settings, force=force, validating_next=True
+        )
         if run.status in NOTHING_TO_PUBLISH:
             return run
         step_validate(run, staged, contract, registry, settings)
@@ -389,7 +400,7 @@ def ingest_file(
     run = run or start_run(contract)
     with dataset_guard(contract, settings):
         landed = step_land_file(run, contract, registry, settings, path)
-        staged = step_normalize_stage(run, landed, contract, registry, settings)
+        staged = step_normalize_stage(run, landed, contract, registry, settings, validating_next=True)
         if run.status in NOTHING_TO_PUBLISH:
             return run
         step_validate(run, staged, contract, registry, settings)

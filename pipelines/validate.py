@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -257,10 +258,27 @@ def _run_checkpoint(
     return suite_result
 
 
-def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout: Layout) -> ValidationReport:
-    """Run every check of the contract on a staged batch; write the reports; never raise on failure."""
+def _import_gx() -> None:
     # GX logs every decorated function at INFO while importing; keep task logs readable.
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations  # noqa: F401
+
+    from pipelines import gx_duckdb  # noqa: F401
+
+
+def warm_up() -> None:
+    """Import GX (2 s of Python) in a background thread, for a validation that is coming.
+
+    A refresh starts it when normalizing begins: normalize's parsing and Parquet writing run in
+    DuckDB and Arrow without the GIL, so the import mostly fills the other core. ``validate``
+    imports the same modules; Python's import lock makes it wait for this import, not repeat it.
+    """
+    threading.Thread(target=_import_gx, name="scdx-gx-import", daemon=True).start()
+
+
+def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout: Layout) -> ValidationReport:
+    """Run every check of the contract on a staged batch; write the reports; never raise on failure."""
+    _import_gx()
     import great_expectations as gx
 
     from pipelines import gx_duckdb
