@@ -46,15 +46,15 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-# Measured (docs/performance.md): 512MB spills a little and keeps a 10M-row Census refresh and a
-# 26M-row FAF5 refresh under ~1.1 GiB peak RSS, at the same or better speed than 2GB.
-DUCKDB_MEMORY_LIMIT = "512MB"
+# Measured (docs/performance.md): 256MB spills the key check of a large batch to disk and keeps a
+# refresh's peak RSS the same at 10M and 20M Census rows, at the speed of 512MB or 2GB.
+DUCKDB_MEMORY_LIMIT = "256MB"
 
 
 def duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
     """Settings of the pipeline's own read-write DuckDB connections (validation, publishing).
 
-    A memory limit (``SCDX_DUCKDB_MEMORY_LIMIT``, default 512MB) makes the joins and aggregations of
+    A memory limit (``SCDX_DUCKDB_MEMORY_LIMIT``, default 256MB) makes the joins and aggregations of
     a large dataset (a key check over tens of millions of rows) spill to disk instead of growing
     the process: DuckDB's own default is 80% of the machine's memory.
     """
