@@ -21,7 +21,7 @@ from typing import Any
 
 from pipelines.faults import crash_point
 from pipelines.http import FetchedPage, PageRequest
-from pipelines.layout import Layout
+from pipelines.layout import Layout, fsync_path
 from pipelines.redact import redact_params, redact_text
 
 LANDED_MARKER = "_landed.json"
@@ -70,21 +70,10 @@ def _extension(content_type: str | None) -> str:
     return _EXTENSIONS.get(media, "bin")
 
 
-def _write_new(path: Path, data: bytes, flush: bool = True) -> None:
-    """Write a file that must not exist yet, and (unless the caller flushes later) flush it to disk."""
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a file that must not exist yet (the caller flushes it to disk)."""
     with open(path, "xb") as handle:
         handle.write(data)
-        if flush:
-            handle.flush()
-            os.fsync(handle.fileno())
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _place_file(source: Path, target: Path, move: bool) -> str:
@@ -161,7 +150,7 @@ def _land_page(
             same_as = reusable.get(sha256)
             if same_as is None or not _link_same_bytes(same_as.body_path, body_path, size):
                 same_as = None
-                _write_new(body_path, page.body, flush=False)
+                _write_new(body_path, page.body)
                 unflushed.append(body_path)
     except OSError as exc:
         raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
@@ -187,7 +176,7 @@ def _land_page(
         # The same bytes as this earlier landed file, stored once (a hard link).
         manifest["same_bytes_as"] = f"{same_as.manifest['run_id']}/{same_as.body_path.name}"
     try:
-        _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest), flush=False)
+        _write_new(directory / f"{name}.manifest.json", _manifest_bytes(manifest))
     except OSError as exc:
         raise LandError(f"{dataset}: cannot write {body_path}: {exc.strerror}") from None
     unflushed.append(directory / f"{name}.manifest.json")
@@ -223,7 +212,7 @@ def land(
         for sequence, page in enumerate(pages, start=1):
             landed_page, unflushed = _land_page(sequence, page, dataset, run_id, directory, origin, reusable)
             landed.append(landed_page)
-            flushes.extend((path, flusher.submit(_fsync, path)) for path in unflushed)
+            flushes.extend((path, flusher.submit(fsync_path, path)) for path in unflushed)
             if sequence == 1:
                 crash_point("land:after_first_page")
         for path, flushed in flushes:
@@ -240,6 +229,7 @@ def land(
         "sha256": [p.manifest["sha256"] for p in landed],
     }
     _write_new(directory / LANDED_MARKER, _manifest_bytes(summary))
+    fsync_path(directory / LANDED_MARKER)
     return LandedBatch(dataset=dataset, run_id=run_id, directory=directory, pages=tuple(landed))
 
 

@@ -12,6 +12,7 @@ locks/                           publish lock
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -45,6 +46,15 @@ def check_dataset(dataset: str) -> str:
     if not IDENTIFIER.match(dataset):
         raise LayoutError(f"invalid dataset name {dataset!r}: lowercase identifier expected")
     return dataset
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a directory's entries, to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,15 @@ import pyarrow.compute as pc
 
 from pipelines.ahead import read_ahead_each
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
-from pipelines.sources import DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows, source_module
+from pipelines.sources import (
+    DriftEvent,
+    DriftRejected,
+    NormalizeError,
+    RawPage,
+    SourceModule,
+    SourceRows,
+    source_module,
+)
 
 if TYPE_CHECKING:
     from pipelines.land import LandedBatch
@@ -247,10 +255,9 @@ PARSE_WORKERS = 2  # pages parsing at once: a page parses on one DuckDB thread, 
 
 
 def _page_batches(
-    raw: RawPage, contract: Contract, registry: Registry
+    source: SourceModule, raw: RawPage, contract: Contract, registry: Registry
 ) -> Iterator[tuple[RawPage, SourceRows | None]]:
     """One page's parsed batches; ``(page, None)`` ends the page."""
-    source = source_module(contract.source.module)
     # A source that can stream a large file in batches says so with parse_batches.
     streaming = getattr(source, "parse_batches", None)
     parsed = streaming(raw, contract, registry) if streaming else [source.parse_page(raw, contract, registry)]
@@ -265,6 +272,7 @@ def normalize(
 ) -> Iterator[pa.RecordBatch]:
     """Stream the landed pages through the source's parse step and the common build, page by page."""
     stats = stats if stats is not None else NormalizeStats()
+    source = source_module(contract.source.module)
     pages = [
         RawPage(dataset=contract.dataset, path=page.body_path, manifest=page.manifest)
         for page in landed.pages
@@ -272,7 +280,7 @@ def normalize(
     seen = False
     # The source parses the next pages (DuckDB, Arrow) while this one is built and staged.
     parsed = read_ahead_each(
-        (_page_batches(raw, contract, registry) for raw in pages),
+        (_page_batches(source, raw, contract, registry) for raw in pages),
         PARSE_WORKERS,
         PARSE_AHEAD,
         f"scdx-parse-{contract.dataset}",

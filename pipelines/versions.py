@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.faults import crash_point
-from pipelines.layout import VersionStore
+from pipelines.layout import VersionStore, fsync_path
 from pipelines.locks import LockTimeout, file_lock
 from pipelines.settings import duckdb_config
 
@@ -74,14 +74,6 @@ def current_version(store: VersionStore) -> int | None:
     return int(match.group(1))
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _prepare_dirs(store: VersionStore) -> None:
     mode = 0o700 if store.private else 0o755
     for directory in (store.link.parent, store.versions_dir):
@@ -94,7 +86,7 @@ def _swap_link(store: VersionStore, target: Path) -> None:
     temporary = store.link.parent / f".{store.link.name}.{uuid.uuid4().hex}.link"
     os.symlink(os.path.relpath(target, store.link.parent), temporary)
     os.replace(temporary, store.link)
-    _fsync(store.link.parent)
+    fsync_path(store.link.parent)
 
 
 def _clean_leftovers(store: VersionStore) -> None:
@@ -144,7 +136,7 @@ def new_version(store: VersionStore, keep: int, change: Change, base: int | None
                 con.close()
             if store.private:
                 os.chmod(temporary, 0o600)
-            _fsync(temporary)
+            fsync_path(temporary)
             os.rename(temporary, final)
             crash_point("publish:before_swap")
             _swap_link(store, final)
