@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipelines.faults import crash_point
 from pipelines.http import FetchedPage, PageRequest
@@ -109,19 +110,66 @@ def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _link_same_bytes(previous: Path, target: Path, size: int) -> bool:
+def _request_key(url: str, params: Iterable[Iterable[str]]) -> str:
+    """What asked for a response (path and redacted parameters): pairs it with an earlier run's.
+
+    Not the host: the same request to a mirror, or to a replay server on another port, is the same.
+    """
+    return json.dumps([urlsplit(url).path, [list(p) for p in params]])
+
+
+def _holds_bytes(previous: LandedPage, body: bytes) -> bool:
+    """Whether an earlier landed file holds exactly ``body``, compared byte for byte.
+
+    A comparison, not a checksum: reading a file back from the page cache and comparing costs a
+    third of hashing it, and it also proves the earlier file was not altered on disk since.
+    """
+    try:
+        if previous.body_path.stat().st_size != len(body):
+            return False
+        return previous.body_path.read_bytes() == body
+    except OSError:
+        return False
+
+
+def _link_same_bytes(previous: Path, target: Path) -> bool:
     """Land ``target`` as a hard link to an earlier run's identical raw file; False if that fails.
 
     Raw files are never modified, so two runs can share one copy of bytes the agency sent twice
     (the nightly refresh of a month that did not change): no second write, no second fsync.
     """
     try:
-        if previous.stat().st_size != size:
-            return False
         os.link(previous, target)
     except OSError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class _EarlierFiles:
+    """An earlier run's landed files, by the request that fetched them and by checksum."""
+
+    by_request: dict[str, LandedPage]
+    by_sha256: dict[str, LandedPage]
+
+    @classmethod
+    def of(cls, earlier: LandedBatch | None) -> _EarlierFiles:
+        pages = earlier.pages if earlier is not None else ()
+        return cls(
+            by_request={_request_key(p.manifest["url"], p.manifest["params"]): p for p in pages},
+            by_sha256={p.manifest["sha256"]: p for p in pages},
+        )
+
+    def same_bytes(self, page: FetchedPage) -> tuple[LandedPage | None, str]:
+        """(the earlier file holding exactly this body or None, the body's sha256)."""
+        key = _request_key(page.request.redacted_url, redact_params(page.request.params))
+        counterpart = self.by_request.get(key)
+        if counterpart is not None and _holds_bytes(counterpart, page.body):
+            # The same bytes as that earlier response: its checksum is this one's, no hashing.
+            return counterpart, str(counterpart.manifest["sha256"])
+        sha256 = hashlib.sha256(page.body).hexdigest()
+        other = self.by_sha256.get(sha256)
+        return (other if other is not None and _holds_bytes(other, page.body) else None), sha256
 
 
 def _land_page(
@@ -131,7 +179,7 @@ def _land_page(
     run_id: str,
     directory: Path,
     origin: dict[str, str] | None,
-    reusable: dict[str, LandedPage],
+    earlier: _EarlierFiles,
 ) -> tuple[LandedPage, list[Path]]:
     """Write one response and its manifest; returns the landed page and the files still to flush."""
     unflushed: list[Path] = []
@@ -146,9 +194,8 @@ def _land_page(
         if page.body_file is not None:
             sha256 = _place_file(page.body_file, body_path, move=page.body_file_is_temporary)
         else:
-            sha256 = hashlib.sha256(page.body).hexdigest()
-            same_as = reusable.get(sha256)
-            if same_as is None or not _link_same_bytes(same_as.body_path, body_path, size):
+            same_as, sha256 = earlier.same_bytes(page)
+            if same_as is None or not _link_same_bytes(same_as.body_path, body_path):
                 same_as = None
                 _write_new(body_path, page.body)
                 unflushed.append(body_path)
@@ -194,9 +241,10 @@ def land(
     """Write each response as it arrives (memory stays at one page) and mark the run complete.
 
     ``origin`` is added to every manifest (default: the agency's HTTP API). ``earlier``: a landed
-    run whose files may be shared by hard link when a response has exactly their bytes (sha256).
+    run whose files are shared by hard link when a response has exactly their bytes (compared
+    byte for byte with the file the same request landed, else found by sha256 and compared).
     """
-    reusable = {p.manifest["sha256"]: p for p in earlier.pages} if earlier is not None else {}
+    reusable = _EarlierFiles.of(earlier)
     directory = layout.raw_dir(dataset, run_id)
     try:
         directory.mkdir(parents=True, exist_ok=False)

@@ -173,6 +173,31 @@ def test_responses_identical_to_the_last_published_run_are_landed_as_hard_links_
         assert manifest["sha256"] == hashlib.sha256(body.read_bytes()).hexdigest()
 
 
+def test_an_earlier_raw_file_altered_on_disk_is_never_shared_with_a_new_run(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    window = Window(date(2025, 10, 1), date(2026, 3, 1))
+    first = refresh_dataset(census, registry, settings, replay.url, window=window)
+    earlier = layout.raw_dir(census.dataset, first.run_id)
+    altered = sorted(
+        p for p in earlier.glob("*.json") if "manifest" not in p.name and not p.name.startswith("_")
+    )[0]
+    original = altered.read_bytes()
+    # Same length, one byte different: a size check alone would not notice.
+    altered.chmod(0o644)
+    altered.write_bytes(original[:-2] + (b"}" if original[-2:-1] != b"}" else b"]") + original[-1:])
+    second = refresh_dataset(census, registry, settings, replay.url, window=window)
+    # The agency sent what it sent before, so nothing is published again ...
+    assert second.status == "unchanged" and second.raw_sha256 == first.raw_sha256
+    # ... but the new run holds the bytes it received, in a file of its own.
+    twin = layout.raw_dir(census.dataset, second.run_id) / altered.name
+    assert twin.read_bytes() == original
+    assert twin.stat().st_ino != altered.stat().st_ino
+    manifest = json.loads(twin.with_name(twin.name.replace(".json", ".manifest.json")).read_text())
+    assert "same_bytes_as" not in manifest
+    assert manifest["sha256"] == hashlib.sha256(original).hexdigest()
+
+
 def test_changed_upstream_bytes_or_a_different_window_publish_again(
     census: Contract, registry: Registry, settings: Settings, layout: Layout, recordings_copy: Path
 ) -> None:
