@@ -197,9 +197,11 @@ def _row_condition(spec: CheckSpec) -> Any:
 def _expectations(specs: Sequence[CheckSpec], contract: Contract) -> list[Any]:
     import great_expectations as gx
 
+    from pipelines.gx_checks import OWN_EXPECTATIONS
+
     out = []
     for index, spec in enumerate(specs):
-        cls = getattr(gx.expectations, spec.expectation, None)
+        cls = OWN_EXPECTATIONS.get(spec.expectation) or getattr(gx.expectations, spec.expectation, None)
         if cls is None:
             raise ContractError(
                 f"{contract.dataset}: unknown Great Expectations expectation {spec.expectation!r}"
@@ -263,7 +265,7 @@ def _import_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations  # noqa: F401
 
-    from pipelines import gx_duckdb  # noqa: F401
+    from pipelines import gx_checks, gx_duckdb  # noqa: F401
 
 
 def warm_up() -> None:

@@ -185,3 +185,39 @@ def test_a_failed_batch_stores_one_gx_result_with_counts_and_a_passing_batch_onl
     assert not bad.passed and good.passed
     good_result = json.loads(stored["run-good"][0].read_text())
     assert all(r["success"] and not r["result"] for r in good_result["results"])
+
+
+def test_key_uniqueness_query_runs_once_and_a_duplicate_still_fails_with_its_count(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    # GX's own UnexpectedRowsExpectation also fetches the rows, which only a COMPLETE result
+    # shows: over 10M rows that second run of the GROUP BY is 0.6 s of nothing.
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    layout = Layout(data_dir)
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        good = validate(_staged(layout, lenient, registry, [_row()], "run-good"), lenient, registry, layout)
+        key_queries_good = [s for s in statements if "AS copies" in s]
+        statements.clear()
+        bad = validate(
+            _staged(layout, lenient, registry, [_row(), _row()], "run-bad"), lenient, registry, layout
+        )
+        key_queries_bad = [s for s in statements if "AS copies" in s]
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert good.passed and len(key_queries_good) == 1
+    # A failure runs the suite again for counts: once per pass, never twice in one.
+    assert len(key_queries_bad) == 2
+    (duplicate,) = [c for c in bad.blocking_failures if c.check == "UnexpectedRowsExpectation"]
+    assert duplicate.observed_value == 1
+    # Data Docs render the check and its observed value (the count of duplicated keys).
+    (page,) = [p for p in layout.data_docs_dir.rglob("*.html") if "run-bad" in p.parts]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text()))
+    assert "primary key (period, hs_code, country_code) is unique 1 " in text
