@@ -11,13 +11,14 @@ import email.utils
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import requests
+import urllib3
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -143,6 +144,32 @@ class _RetryAfterOrBackoff:
         return float(self._backoff(state))
 
 
+READ_CHUNK_BYTES = 8 << 20
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body in chunks: straight from urllib3 when it is not content-encoded.
+
+    requests' ``iter_content`` always goes through urllib3's decoding buffer, which copies every
+    chunk: reading 950 MB over loopback takes 1.5 s that way and 0.75 s without. A compressed
+    body still goes through it (it decodes, and the size limit applies to what it decodes to).
+    Errors are requests' own, as ``iter_content`` raises them.
+    """
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        yield from response.iter_content(chunk_size=1 << 20)
+        return
+    try:
+        while chunk := response.raw.read(READ_CHUNK_BYTES, decode_content=False):
+            yield chunk
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+
+
 def _read_body(
     response: requests.Response, policy: HttpPolicy, where: str, dataset: str
 ) -> tuple[bytes, Path | None]:
@@ -155,7 +182,7 @@ def _read_body(
     spool: Path | None = None
     handle: IO[bytes] | None = None
     try:
-        for chunk in response.iter_content(chunk_size=1 << 20):
+        for chunk in _body_chunks(response):
             size += len(chunk)
             if size > policy.max_response_bytes:
                 response.close()
