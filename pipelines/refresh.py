@@ -25,13 +25,21 @@ from pipelines.faults import crash_point
 from pipelines.land import FailedAttempts, LandedBatch, LandError, land, land_file, open_landed
 from pipelines.layout import Layout, new_run_id
 from pipelines.locks import file_lock
-from pipelines.publish import PublishResult, last_published, latest_published_run, publish, record_run
+from pipelines.publish import (
+    PublishResult,
+    last_published,
+    latest_published_run,
+    publish,
+    record_run,
+    tier_of,
+)
 from pipelines.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
 from pipelines.redact import redact_text, resolve_api_key
 from pipelines.runs import NOTHING_TO_PUBLISH, RunRecord
 from pipelines.settings import Settings
 from pipelines.sources import DriftEvent, DriftRejected
 from pipelines.stage import StagedBatch
+from pipelines.versions import prepare_copy
 from pipelines.window import Window, incremental_window
 
 if TYPE_CHECKING:
@@ -375,6 +383,8 @@ def refresh_dataset(
     """
     run = run or start_run(contract)
     with dataset_guard(contract, settings):
+        # The run ends in a new version of its tier either way; its copy is made while this downloads.
+        prepare_copy(Layout(settings.data_dir).store(tier_of(contract)))
         landed = step_extract_land(run, contract, registry, settings, base_url, window=window, as_of=as_of)
         staged = step_normalize_stage(
             run, landed, contract, registry, settings, force=force, validating_next=True
@@ -399,6 +409,7 @@ def ingest_file(
     """The same land -> normalize -> stage -> validate -> publish path, for a file in hand."""
     run = run or start_run(contract)
     with dataset_guard(contract, settings):
+        prepare_copy(Layout(settings.data_dir).store(tier_of(contract)))
         landed = step_land_file(run, contract, registry, settings, path)
         staged = step_normalize_stage(run, landed, contract, registry, settings, validating_next=True)
         if run.status in NOTHING_TO_PUBLISH:

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,6 +90,84 @@ def _swap_link(store: VersionStore, target: Path) -> None:
     fsync_path(store.link.parent)
 
 
+# Copies of a version made ahead of the change that will need them (prepare_copy), by this
+# process's threads still making them.
+_copying: dict[Path, threading.Thread] = {}
+_copying_guard = threading.Lock()
+
+
+def _spare_path(store: VersionStore, version: int) -> Path:
+    path = store.version_path(version)
+    return path.with_name(path.name + ".spare")
+
+
+def prepare_copy(store: VersionStore) -> None:
+    """Start copying the tier's current version, on a background thread, for its next change.
+
+    Every run ends in a new version (its data, or only its run record), and a new version starts
+    as a copy of the current one: for a large database, most of that version's cost. Started when
+    a run starts, the copy is made while the run downloads; ``new_version`` takes it if it is
+    still of the version being changed, else copies as usual. The copy is an exact, flushed
+    duplicate of an immutable file, so taking it is the same as copying then.
+    """
+    try:
+        version = current_version(store)
+    except VersionError:
+        return
+    if version is None:
+        return
+    spare = _spare_path(store, version)
+    with _copying_guard:
+        if spare in _copying or spare.exists():
+            return
+        thread = threading.Thread(
+            target=_copy_spare,
+            args=(store.version_path(version), spare),
+            name=f"scdx-copy-{store.tier}",
+            daemon=True,
+        )
+        _copying[spare] = thread
+    thread.start()
+
+
+def _copy_spare(source: Path, spare: Path) -> None:
+    # A copy cut short (the process died) matches _clean_leftovers' "*.tmp*" and is removed.
+    partial = spare.with_name(spare.name + f".tmp{uuid.uuid4().hex[:8]}")
+    try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        shutil.copyfile(source, partial)
+        shutil.copymode(source, partial)  # readable by whom the version is, no more
+        fsync_path(partial)
+        os.rename(partial, spare)
+    except OSError as exc:
+        # Only an optimisation: the change copies the version itself.
+        log.debug("no copy ahead of %s: %s", source.name, exc)
+        partial.unlink(missing_ok=True)
+    finally:
+        with _copying_guard:
+            _copying.pop(spare, None)
+
+
+def wait_for_copies() -> None:
+    """Wait until this process's copies ahead (``prepare_copy``) are finished or abandoned."""
+    with _copying_guard:
+        threads = list(_copying.values())
+    for thread in threads:
+        thread.join()
+
+
+def _take_spare(store: VersionStore, version: int, target: Path) -> bool:
+    """Move a finished copy of ``version`` made ahead to ``target``; False when there is none."""
+    spare = _spare_path(store, version)
+    try:
+        if spare.stat().st_size != store.version_path(version).stat().st_size:
+            return False
+        os.rename(spare, target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _clean_leftovers(store: VersionStore) -> None:
     """Remove what a crashed change left behind (temporary copies, WALs, dangling links)."""
     for path in store.versions_dir.glob("*.tmp*"):
@@ -103,6 +182,9 @@ def _clean_leftovers(store: VersionStore) -> None:
 def _prune(store: VersionStore, keep: int) -> None:
     files = version_files(store)
     current = current_version(store)
+    for spare in store.versions_dir.glob("*.spare"):
+        if current is None or spare != _spare_path(store, current):
+            spare.unlink(missing_ok=True)  # a copy of a version no change will start from
     for version in sorted(files)[:-keep] if keep > 0 else []:
         if version != current:
             files[version].unlink(missing_ok=True)
@@ -112,6 +194,7 @@ def new_version(store: VersionStore, keep: int, change: Change, base: int | None
     """Copy version ``base`` (default: the current one), apply ``change`` in one transaction, swap it in."""
     _prepare_dirs(store)
     with store_lock(store):
+        wait_for_copies()  # this process's copies ahead are not leftovers
         _clean_leftovers(store)
         previous = current_version(store)
         source = previous if base is None else base
@@ -123,7 +206,7 @@ def new_version(store: VersionStore, keep: int, change: Change, base: int | None
         final = store.version_path(version)
         temporary = final.with_name(final.name + f".tmp{uuid.uuid4().hex[:8]}")
         try:
-            if source is not None:
+            if source is not None and not _take_spare(store, source, temporary):
                 shutil.copyfile(store.version_path(source), temporary)
             con = duckdb.connect(str(temporary), config=duckdb_config())
             try:

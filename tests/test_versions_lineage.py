@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -16,12 +17,12 @@ import pytest
 import yaml
 
 from pipelines.contracts import Contract, Registry, load_registry
-from pipelines.layout import Layout
+from pipelines.layout import Layout, VersionStore
 from pipelines.publish import PublishError, list_publishes, open_public, rollback, table_lineage
 from pipelines.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.settings import Settings
-from pipelines.versions import current_version, open_current
+from pipelines.versions import current_version, new_version, open_current, prepare_copy, wait_for_copies
 from pipelines.window import Window
 
 from .conftest import SCHEMAS, TEST_API_KEY
@@ -185,3 +186,46 @@ def test_a_restricted_dataset_publishes_only_to_the_owner_only_restricted_databa
         assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700, area
         for path in run_dir.rglob("*"):
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def _insert(value: int) -> Callable[[duckdb.DuckDBPyConnection, int, int | None], list[str]]:
+    def change(con: duckdb.DuckDBPyConnection, version: int, previous: int | None) -> list[str]:
+        con.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+        con.execute("INSERT INTO t VALUES (?)", [value])
+        return []
+
+    return change
+
+
+def _values(store: VersionStore) -> list[int]:
+    with open_current(store) as con:
+        return sorted(v for (v,) in con.execute("SELECT v FROM t").fetchall())
+
+
+def test_the_next_version_is_built_from_the_copy_made_ahead_of_it(tmp_path: Path) -> None:
+    store = Layout(tmp_path).store("public")
+    new_version(store, 10, _insert(1))
+    prepare_copy(store)
+    wait_for_copies()
+    spare = store.version_path(1).with_name(store.version_path(1).name + ".spare")
+    made_ahead = spare.stat().st_ino
+    version, path = new_version(store, 10, _insert(2))
+    # The copy made ahead became version 2 (renamed, same file), and holds version 1 plus the change.
+    assert version == 2 and path.stat().st_ino == made_ahead and not spare.exists()
+    assert _values(store) == [1, 2]
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(store.version_path(1).stat().st_mode)
+
+
+def test_a_copy_of_a_version_no_longer_current_is_never_built_from_and_is_removed(tmp_path: Path) -> None:
+    store = Layout(tmp_path).store("public")
+    new_version(store, 10, _insert(1))
+    prepare_copy(store)
+    wait_for_copies()
+    spare = store.version_path(1).with_name(store.version_path(1).name + ".spare")
+    aside = tmp_path / "aside"
+    spare.rename(aside)
+    new_version(store, 10, _insert(2))  # another writer, which copied version 1 itself
+    aside.rename(spare)  # a copy of version 1, made ahead of a change that now starts from 2
+    version, _ = new_version(store, 10, _insert(3))
+    assert version == 3 and _values(store) == [1, 2, 3]
+    assert not spare.exists()
