@@ -7,10 +7,13 @@ directory is updated. A batch with a failed blocking check goes to quarantine wi
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import shutil
+import sys
 import threading
+import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -260,9 +263,41 @@ def _run_checkpoint(
     return suite_result
 
 
+# Imported by GX at start-up for a few expectations scdx's contracts do not use (the KL-divergence
+# and Kolmogorov-Smirnov checks and their charts): 1 s of GX's 2.5 s import.
+DEFERRED_IMPORTS = ("scipy.stats", "altair")
+_deferred_lock = threading.RLock()
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until an attribute of it is first used.
+
+    ``importlib.util.LazyLoader`` cannot do this on Python 3.11: the ``import`` statement itself
+    reads the module's ``__spec__``, which loads it. This stand-in has the plain module's
+    attributes, so importing it costs nothing; the first other attribute imports the real module,
+    which then replaces it in ``sys.modules`` (and its namespace is copied here for whoever holds
+    the stand-in).
+    """
+
+    def __getattr__(self, attribute: str) -> Any:
+        with _deferred_lock:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                self.__dict__.update(importlib.import_module(self.__name__).__dict__)
+            real = sys.modules[self.__name__]
+        return getattr(real, attribute)
+
+
+def _defer_imports(names: Sequence[str]) -> None:
+    with _deferred_lock:
+        for name in names:
+            sys.modules.setdefault(name, _DeferredModule(name))
+
+
 def _import_gx() -> None:
     # GX logs every decorated function at INFO while importing; keep task logs readable.
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    _defer_imports(DEFERRED_IMPORTS)
     import great_expectations  # noqa: F401
 
     from pipelines import gx_checks, gx_duckdb  # noqa: F401

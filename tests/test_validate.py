@@ -221,3 +221,25 @@ def test_key_uniqueness_query_runs_once_and_a_duplicate_still_fails_with_its_cou
     (page,) = [p for p in layout.data_docs_dir.rglob("*.html") if "run-bad" in p.parts]
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text()))
     assert "primary key (period, hs_code, country_code) is unique 1 " in text
+
+
+def test_gx_imports_scipy_stats_and_altair_only_when_an_expectation_uses_them() -> None:
+    # A fresh interpreter: another test may have imported them for real in this one.
+    import subprocess
+    import sys
+
+    program = """
+import sys
+from pipelines.validate import _import_gx
+_import_gx()
+print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__name__)
+from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
+# What GX holds resolves to the real modules on first use.
+print(round(kl.stats.entropy([0.5, 0.5]), 6), kl.alt.Chart.__name__)
+print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    lines = out.stdout.split("\n")
+    assert lines[0] == "_DeferredModule _DeferredModule"
+    assert lines[1] == "0.693147 Chart"
+    assert lines[2] == "module module"
