@@ -19,6 +19,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -26,6 +27,9 @@ from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage, PageRequest
 from pipelines.paging import PageContext, per_month, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TOTAL_CODE = "-"
 
@@ -54,22 +58,25 @@ def fetch_pages(ctx: PageContext) -> Iterator[FetchedPage]:
         yield ctx.fetch(request)
 
 
-def partner_kind(code: str) -> str:
-    """country, group or total, from a Census CTY_CODE (the rule the SQL below applies)."""
-    if code == TOTAL_CODE:
-        return "total"
-    if code.startswith("0") or "X" in code:
-        return "group"
-    return "country"
+def partner_kinds(codes: pa.Array) -> pa.Array:
+    """country, group or total for each (padded) Census CTY_CODE.
+
+    ``-`` is the all-countries total; a code starting with 0 (0003 European Union) or holding an
+    X (5XXX Asia) is a group; any other code is a country. In Arrow, over the batch DuckDB
+    returns: the same rule as a SQL CASE cost three times as much at 10M rows.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = pc.fill_null(pc.equal(codes, TOTAL_CODE), False)
+    group = pc.fill_null(pc.or_(pc.starts_with(codes, "0"), pc.match_substring(codes, "X")), False)
+    return pc.if_else(total, "total", pc.if_else(group, "group", pa.scalar("country")))
 
 
-# The same rules in SQL, applied inside DuckDB to a whole page at once.
+# The code padding in SQL, applied inside DuckDB to a whole page at once.
 # The length test first: DuckDB then runs the regex only on the few short codes (half the time).
 _PAD_CODE = (
     "CASE WHEN length({c}) < 4 AND regexp_full_match({c}, '[0-9]+') THEN lpad({c}, 4, '0') ELSE {c} END"
-)
-_KIND = (
-    "CASE WHEN {c} = '-' THEN 'total' WHEN {c} LIKE '0%' OR {c} LIKE '%X%' THEN 'group' ELSE 'country' END"
 )
 _MONTH_DAY = "CASE WHEN length({c}) = 7 THEN {c} || '-01' ELSE {c} END"
 
@@ -198,10 +205,6 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
             elif name == "CTY_CODE":
                 expression = _PAD_CODE.format(c=expression)
             expressions.append(f'{expression} AS "{name}"')
-        if "CTY_CODE" in first:
-            expressions.append(
-                _KIND.format(c=_PAD_CODE.format(c=column(first["CTY_CODE"]))) + ' AS "scdx_partner_kind"'
-            )
         # Row checks ride along in the one pass: width against the header, and whether each
         # repeated predicate column agrees with its first copy.
         checks: list[tuple[str, str]] = []
@@ -252,7 +255,7 @@ def _batches(
                         field=name,
                     )
             columns = {name: batch.column(name) for name in first}
-            derived = {"partner_kind": batch.column("scdx_partner_kind")} if "CTY_CODE" in first else {}
+            derived = {"partner_kind": partner_kinds(columns["CTY_CODE"])} if "CTY_CODE" in first else {}
             yield SourceRows(columns=columns, source_rows=batch.num_rows, derived=derived, first_row=row)
             row += batch.num_rows
     except duckdb.Error as exc:
