@@ -244,7 +244,7 @@ def land(
     run whose files are shared by hard link when a response has exactly their bytes (compared
     byte for byte with the file the same request landed, else found by sha256 and compared).
     """
-    reusable = _EarlierFiles.of(earlier)
+    earlier_files = _EarlierFiles.of(earlier)
     directory = layout.raw_dir(dataset, run_id)
     try:
         directory.mkdir(parents=True, exist_ok=False)
@@ -258,7 +258,9 @@ def land(
     with ThreadPoolExecutor(1, thread_name_prefix=f"scdx-fsync-{dataset}") as flusher:
         flushes: list[tuple[Path, Future[None]]] = []
         for sequence, page in enumerate(pages, start=1):
-            landed_page, unflushed = _land_page(sequence, page, dataset, run_id, directory, origin, reusable)
+            landed_page, unflushed = _land_page(
+                sequence, page, dataset, run_id, directory, origin, earlier_files
+            )
             landed.append(landed_page)
             flushes.extend((path, flusher.submit(fsync_path, path)) for path in unflushed)
             if sequence == 1:
