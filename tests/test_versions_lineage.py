@@ -202,12 +202,17 @@ def _values(store: VersionStore) -> list[int]:
         return sorted(v for (v,) in con.execute("SELECT v FROM t").fetchall())
 
 
-def test_the_next_version_is_built_from_the_copy_made_ahead_of_it(tmp_path: Path) -> None:
+def _version_1_with_a_copy_made_ahead(tmp_path: Path) -> tuple[VersionStore, Path]:
+    """A public tier at version 1, and the finished copy of it that prepare_copy made."""
     store = Layout(tmp_path).store("public")
     new_version(store, 10, _insert(1))
     prepare_copy(store)
     wait_for_copies()
-    spare = store.version_path(1).with_name(store.version_path(1).name + ".spare")
+    return store, store.version_path(1).with_name(store.version_path(1).name + ".spare")
+
+
+def test_the_next_version_is_built_from_the_copy_made_ahead_of_it(tmp_path: Path) -> None:
+    store, spare = _version_1_with_a_copy_made_ahead(tmp_path)
     made_ahead = spare.stat().st_ino
     version, path = new_version(store, 10, _insert(2))
     # The copy made ahead became version 2 (renamed, same file), and holds version 1 plus the change.
@@ -217,11 +222,7 @@ def test_the_next_version_is_built_from_the_copy_made_ahead_of_it(tmp_path: Path
 
 
 def test_a_copy_of_a_version_no_longer_current_is_never_built_from_and_is_removed(tmp_path: Path) -> None:
-    store = Layout(tmp_path).store("public")
-    new_version(store, 10, _insert(1))
-    prepare_copy(store)
-    wait_for_copies()
-    spare = store.version_path(1).with_name(store.version_path(1).name + ".spare")
+    store, spare = _version_1_with_a_copy_made_ahead(tmp_path)
     aside = tmp_path / "aside"
     spare.rename(aside)
     new_version(store, 10, _insert(2))  # another writer, which copied version 1 itself
