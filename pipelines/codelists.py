@@ -11,7 +11,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from pipelines.contracts import ContractError, check_identifier, quote_identifier, quote_literal
+from pipelines.contracts import (
+    ContractError,
+    check_identifier,
+    load_yaml,
+    quote_identifier,
+    quote_literal,
+)
 
 
 class CodelistSpec(BaseModel):
@@ -83,7 +89,7 @@ def load_codelists(directory: Path) -> Codelists:
     if not index.exists():
         return Codelists(directory=directory, specs={})
     try:
-        parsed = CodelistFile.model_validate(yaml.safe_load(index.read_text(encoding="utf-8")))
+        parsed = CodelistFile.model_validate(load_yaml(index.read_text(encoding="utf-8")))
     except (yaml.YAMLError, ValidationError) as exc:
         raise ContractError(f"{index}: {exc}") from None
     for name, spec in parsed.lists.items():

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines.codelists import load_codelists
 from pipelines.contracts import (
     SEMVER,
@@ -29,6 +27,7 @@ from pipelines.contracts import (
     contract_paths,
     load_contract,
     load_types,
+    load_yaml,
 )
 
 
@@ -202,12 +201,12 @@ def shapes_at(ref: str, schemas_dir: Path) -> dict[str, ContractShape]:
         raise ContractError(f"unknown git ref {ref!r} in {root}") from None
     names = _git(["ls-tree", "--name-only", f"{ref}:{relative}"], root).split()
     raw_types = (
-        yaml.safe_load(_git(["show", f"{ref}:{relative}/types.yaml"], root)) if "types.yaml" in names else {}
+        load_yaml(_git(["show", f"{ref}:{relative}/types.yaml"], root)) if "types.yaml" in names else {}
     )
     shapes = {}
     for name in names:
         if name.endswith(".yaml") and name != "types.yaml":
-            raw = yaml.safe_load(_git(["show", f"{ref}:{relative}/{name}"], root)) or {}
+            raw = load_yaml(_git(["show", f"{ref}:{relative}/{name}"], root)) or {}
             shape = _shape(raw, raw_types)
             shapes[shape.dataset] = shape
     return shapes
@@ -215,10 +214,10 @@ def shapes_at(ref: str, schemas_dir: Path) -> dict[str, ContractShape]:
 
 def shapes_here(schemas_dir: Path) -> dict[str, ContractShape]:
     """Every contract's shape in the working tree."""
-    raw_types = yaml.safe_load((schemas_dir / "types.yaml").read_text(encoding="utf-8"))
+    raw_types = load_yaml((schemas_dir / "types.yaml").read_text(encoding="utf-8"))
     shapes = {}
     for path in contract_paths(schemas_dir):
-        shape = _shape(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, raw_types)
+        shape = _shape(load_yaml(path.read_text(encoding="utf-8")) or {}, raw_types)
         shapes[shape.dataset] = shape
     return shapes
 

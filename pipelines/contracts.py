@@ -395,13 +395,23 @@ class Registry:
         return hashlib.sha256(self.sources[dataset].read_bytes()).hexdigest()
 
 
+# libyaml's parser (in PyYAML's wheels) reads the schemas ten times faster than the pure-Python
+# one: 0.01 s instead of 0.1 s, paid by every CLI command and every Airflow task.
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str | bytes) -> Any:
+    """YAML text as Python values, with the safe loader (libyaml's when PyYAML has it)."""
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader, C or Python
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ContractError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         raise ContractError(f"{path}: invalid YAML: {exc}") from None
 
@@ -431,7 +441,7 @@ def parse_contract(
     ``where`` names the file (or ``ref:path``) in every error message.
     """
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ContractError(f"{where}: invalid YAML: {exc}") from None
     try:

@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from pipelines.contracts import Registry, load_registry
+from pipelines.contracts import Registry, load_registry, load_yaml
 from pipelines.faults import CRASH_POINTS, FAULT_ENV
 from pipelines.layout import Layout
 from pipelines.refresh import refresh_dataset
@@ -499,7 +499,7 @@ def _broken_schemas(
     if text is not None:
         path.write_text(text)
     elif edit is not None:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
         edit(raw)
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return schemas

@@ -17,6 +17,7 @@ from pipelines.contracts import (
     duckdb_ddl,
     load_contract,
     load_registry,
+    load_yaml,
 )
 
 from .conftest import SCHEMAS
@@ -119,6 +120,19 @@ def test_invalid_contract_is_refused_with_a_message_naming_file_and_field(
         load_contract(path, registry.types)
     assert str(caught.value).startswith(str(path))
     assert message in str(caught.value)
+
+
+def test_schema_files_read_the_same_with_libyaml_as_with_the_pure_python_safe_loader() -> None:
+    files = sorted(SCHEMAS.rglob("*.yaml"))
+    assert len(files) >= 10
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert load_yaml(text) == yaml.safe_load(text), path
+
+
+def test_yaml_loader_refuses_python_object_tags() -> None:
+    with pytest.raises(yaml.YAMLError):
+        load_yaml("cmd: !!python/object/apply:os.system ['true']\n")
 
 
 def test_contract_with_invalid_yaml_is_refused_naming_the_file(tmp_path: Path, registry: Registry) -> None:
