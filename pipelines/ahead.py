@@ -81,7 +81,9 @@ def read_ahead_each(sources: Iterable[Iterator[T]], workers: int, depth: int, na
     Like ``read_ahead`` over the sources chained, in the same order, but the next sources start
     while the current one is consumed: pages of one response each parse on their own thread. The
     threads are a fixed pool, so what a source keeps per thread (a DuckDB connection) is reused.
-    Memory is bounded by ``workers`` x ``depth`` items.
+    One source more than the threads is handed to the pool, so a thread that finishes its source
+    starts the next at once instead of idling until the consumer reaches it (at 10M rows of
+    Census pages: normalize 5.6 s -> 5.3 s). Memory is bounded by ``workers + 1`` x ``depth`` items.
     """
     pending: deque[_Channel] = deque()
     pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
@@ -90,8 +92,9 @@ def read_ahead_each(sources: Iterable[Iterator[T]], workers: int, depth: int, na
             channel = _Channel(depth)
             pool.submit(channel.produce, source)
             pending.append(channel)
-            # Never more sources submitted than threads: the one drained is always running.
-            if len(pending) >= workers:
+            # The pool starts sources in the order submitted, so the one drained (the oldest)
+            # is always running or done, never queued behind a later one.
+            if len(pending) > workers:
                 yield from pending[0].consume()  # type: ignore[misc]
                 pending.popleft()
         while pending:

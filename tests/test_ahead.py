@@ -84,6 +84,24 @@ def test_sources_read_ahead_each_arrive_in_order_while_the_next_one_runs_on_anot
     assert len(threads) == 2  # a fixed pool: six pages, two threads
 
 
+def test_a_thread_done_with_its_source_starts_the_next_before_the_consumer_reaches_it() -> None:
+    started = [threading.Event() for _ in range(4)]
+
+    def page(number: int) -> Iterator[int]:
+        started[number].set()
+        yield number
+
+    seen = []
+    for n in read_ahead_each((page(n) for n in range(4)), 2, 1, "test-next"):
+        if n == 0:
+            # Page 0's thread finished it while its one item is still being consumed: page 2,
+            # two ahead of the consumer, is already running on that thread.
+            assert started[2].wait(5)
+            assert not started[3].is_set()  # one source beyond the threads, no more
+        seen.append(n)
+    assert seen == [0, 1, 2, 3]
+
+
 def test_an_error_in_a_later_source_is_raised_after_every_item_before_it() -> None:
     def page(number: int) -> Iterator[int]:
         yield number * 10
