@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.ahead import read_ahead
 from pipelines.contracts import Contract, Registry, arrow_schema
 from pipelines.layout import Layout
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
 ROWS_PER_FILE = 5_000_000
 ROW_GROUP_SIZE = 500_000
-WRITE_BEHIND = 2  # built batches waiting for the writer thread: bounds memory
+BUILD_AHEAD = 2  # built batches waiting to be written: bounds memory
 
 
 class StageError(RuntimeError):
@@ -64,50 +62,6 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if not any(is_type(f.type) for is_type in numeric)]
 
 
-class _PartFiles:
-    """The Parquet files of a staged run, rolling to a new file every ROWS_PER_FILE rows."""
-
-    def __init__(self, directory: Path, schema: pa.Schema) -> None:
-        self.directory = directory
-        self.schema = schema
-        self.names: list[str] = []
-        self.rows = 0
-        self._rows_in_file = 0
-        self._writer: pq.ParquetWriter | None = None
-
-    def write(self, batch: pa.RecordBatch) -> None:
-        import pyarrow.parquet as pq
-
-        if self._writer is None or self._rows_in_file >= ROWS_PER_FILE:
-            self.close()
-            self.names.append(f"part-{len(self.names):05d}.parquet")
-            self._writer = pq.ParquetWriter(
-                self.directory / self.names[-1],
-                self.schema,
-                compression="zstd",
-                use_dictionary=_dictionary_columns(self.schema),
-            )
-            self._rows_in_file = 0
-        self._writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
-        self.rows += batch.num_rows
-        self._rows_in_file += batch.num_rows
-
-    def close(self) -> None:
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            writer.close()
-
-    def finish(self) -> None:
-        """Close the last file; no rows at all still stage a valid, empty file (validation
-        decides whether that is acceptable)."""
-        import pyarrow.parquet as pq
-
-        if self._writer is None and not self.names:
-            self.names.append("part-00000.parquet")
-            pq.write_table(self.schema.empty_table(), self.directory / self.names[-1], compression="zstd")
-        self.close()
-
-
 def stage(
     batches: Iterable[pa.RecordBatch],
     contract: Contract,
@@ -118,11 +72,12 @@ def stage(
 ) -> StagedBatch:
     """Write the batches as Parquet (zstd), rolling to a new file every ROWS_PER_FILE rows.
 
-    Each batch is encoded and compressed on a writer thread while the next one is built (Arrow
-    writes without the GIL): at 10M rows, 2.7 s of Parquet writing no longer holds up normalize.
+    The batches are built (normalize runs) on a thread of their own while each is written: at
+    10M rows, 2.7 s of Parquet writing no longer holds up normalize.
     ``replace``: a retried task re-stages its run (staged data is derived from raw, never landed).
     """
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     final = layout.staged_dir(contract.dataset, run_id)
     if final.exists():
@@ -133,28 +88,40 @@ def stage(
     _clear_leftover(temporary)
     temporary.mkdir(parents=True)
     schema = arrow_schema(contract, registry)
-    files = _PartFiles(temporary, schema)
+    names: list[str] = []
+    writer: pq.ParquetWriter | None = None
+    rows = rows_in_file = 0
     try:
-        # One writer thread keeps the batches in order; at most WRITE_BEHIND wait for it.
-        with ThreadPoolExecutor(1, thread_name_prefix=f"scdx-stage-{contract.dataset}") as writer:
-            written: deque[Future[None]] = deque()
-            try:
-                for batch in batches:
-                    if batch.schema != schema:
-                        batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-                    written.append(writer.submit(files.write, batch))
-                    if len(written) > WRITE_BEHIND:
-                        written.popleft().result()
-                while written:
-                    written.popleft().result()
-            finally:
-                for pending in written:
-                    pending.cancel()  # normalize failed: what it built is not written
-        files.finish()
+        # The next batches are built on a thread of their own while this one is encoded and
+        # compressed (Arrow writes without the GIL); at most BUILD_AHEAD wait, in order.
+        for batch in read_ahead(iter(batches), BUILD_AHEAD, f"scdx-build-{contract.dataset}"):
+            if batch.schema != schema:
+                batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+            if writer is None or rows_in_file >= ROWS_PER_FILE:
+                if writer is not None:
+                    writer.close()
+                names.append(f"part-{len(names):05d}.parquet")
+                writer = pq.ParquetWriter(
+                    temporary / names[-1],
+                    schema,
+                    compression="zstd",
+                    use_dictionary=_dictionary_columns(schema),
+                )
+                rows_in_file = 0
+            writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
+            rows += batch.num_rows
+            rows_in_file += batch.num_rows
+        if writer is None:
+            # No rows at all still stages a valid, empty file: validation decides if that is acceptable.
+            names.append("part-00000.parquet")
+            pq.write_table(schema.empty_table(), temporary / names[-1], compression="zstd")
+        else:
+            writer.close()
     except BaseException as exc:
         # Normalize failed mid-way: nothing half-written stays behind under staged/.
-        with contextlib.suppress(OSError):
-            files.close()
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
         shutil.rmtree(temporary, ignore_errors=True)
         if isinstance(exc, OSError):
             raise StageError(f"{contract.dataset}: cannot write {temporary}: {exc.strerror or exc}") from None
@@ -164,8 +131,8 @@ def stage(
         dataset=contract.dataset,
         run_id=run_id,
         directory=final,
-        files=tuple(final / n for n in files.names),
-        rows=files.rows,
+        files=tuple(final / n for n in names),
+        rows=rows,
     )
 
 

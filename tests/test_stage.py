@@ -77,7 +77,7 @@ def test_normalize_failing_while_batches_are_still_being_written_leaves_nothing_
     assert list(staged_root.iterdir()) == []
 
 
-def test_a_write_failing_on_the_writer_thread_is_a_stage_error_naming_the_directory(
+def test_a_write_failing_mid_run_is_a_stage_error_naming_the_directory(
     census: Contract, registry: Registry, layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stage_module, "ROWS_PER_FILE", 1)
