@@ -4,7 +4,8 @@ The input is Census-trade-shaped (HS10 x country x month, the 8 variables of the
 contract) and generated deterministically, as the API's JSON pages (array of arrays, header
 first, all strings, one page per month) and as one CSV. Each approach runs in its own child
 process, one after another; wall time and peak RSS (``ru_maxrss`` of that child, from
-``os.wait4``) are measured from outside:
+``os.wait4``) are measured from outside. With ``rounds``, the floor and scdx run that many times,
+alternating, and each ratio is the median of the rounds' ratios (see ``run_bench``):
 
 - floor: DuckDB alone reads the input, casts, writes zstd Parquet and loads a table;
 - pandas: pandas reads, Great Expectations validates with its pandas engine, DuckDB gets the frame;
@@ -23,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,7 @@ class Figure:
     peak_rss_mb: float
     ok: bool
     note: str = ""
+    round_number: int = 1
 
     @property
     def rows_per_second(self) -> float:
@@ -399,39 +401,71 @@ print(duckdb.connect(str(work / "dlt.duckdb")).execute("select count(*) from ben
 """
 
 
+def _ratio(a: Figure | None, b: Figure | None) -> float | None:
+    return round(a.seconds / b.seconds, 2) if a and b and a.ok and b.ok and b.seconds else None
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return round(ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2, 2)
+
+
 def run_bench(
-    rows: int, workdir: Path, with_dlt: bool = True, forms: tuple[str, ...] = ("json", "csv")
+    rows: int,
+    workdir: Path,
+    with_dlt: bool = True,
+    forms: tuple[str, ...] = ("json", "csv"),
+    rounds: int = 1,
 ) -> dict[str, Any]:
-    """All approaches on both input forms; figures and ratios."""
+    """All approaches on both input forms; figures and ratios.
+
+    The machine's speed drifts by half within minutes, so each ratio compares runs made one right
+    after the other: per round, the floor and then scdx (and its unchanged re-run); pandas and dlt
+    run once, right after the first round's scdx, and are compared with it. A ratio over several
+    rounds is the median of the rounds' ratios; every round's ratio is kept beside it.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
     workdir.mkdir(parents=True, exist_ok=True)
     inputs = generate(workdir, rows)
     months = json.loads((inputs / "meta.json").read_text())["months"]
     schemas = bench_schemas(workdir, months)
     figures: list[Figure] = []
+    by_round: dict[str, list[float | None]] = {}
     for form in forms:
-        figures.append(_in_process_approach("floor", form, inputs, workdir))
-        figures.append(_in_process_approach("pandas", form, inputs, workdir))
-        if with_dlt:
-            figures.append(_dlt(form, inputs, workdir))
-        figures.extend(_scdx(form, inputs, workdir, months, schemas))
-    by = {(f.approach, f.form): f for f in figures}
-    ratios: dict[str, float | None] = {}
-    for form in forms:
-        scdx, floor, pandas, dlt = (by.get((a, form)) for a in ("scdx", "floor", "pandas", "dlt"))
-
-        def ratio(a: Figure | None, b: Figure | None) -> float | None:
-            return round(a.seconds / b.seconds, 2) if a and b and a.ok and b.ok and b.seconds else None
-
-        ratios[f"scdx/floor {form}"] = ratio(scdx, floor)
-        ratios[f"pandas/scdx {form}"] = ratio(pandas, scdx)
-        ratios[f"dlt/scdx {form}"] = ratio(dlt, scdx)
-        if form == "json":
-            ratios["scdx unchanged/scdx json"] = ratio(by.get(("scdx unchanged", form)), scdx)
+        for number in range(1, rounds + 1):
+            floor = replace(_in_process_approach("floor", form, inputs, workdir), round_number=number)
+            ran = [replace(f, round_number=number) for f in _scdx(form, inputs, workdir, months, schemas)]
+            figures += [floor, *ran]
+            scdx = ran[0]
+            by_round.setdefault(f"scdx/floor {form}", []).append(_ratio(scdx, floor))
+            if form == "json":
+                unchanged = ran[1] if len(ran) > 1 else None
+                by_round.setdefault("scdx unchanged/scdx json", []).append(_ratio(unchanged, scdx))
+            if number == 1:
+                pandas = _in_process_approach("pandas", form, inputs, workdir)
+                figures.append(pandas)
+                by_round[f"pandas/scdx {form}"] = [_ratio(pandas, scdx)]
+                if with_dlt:
+                    dlt = _dlt(form, inputs, workdir)
+                    figures.append(dlt)
+                    by_round[f"dlt/scdx {form}"] = [_ratio(dlt, scdx)]
+                else:
+                    by_round[f"dlt/scdx {form}"] = [None]
+    ratios = {
+        name: None if None in values else _median([v for v in values if v is not None])
+        for name, values in by_round.items()
+    }
     return {
         "rows": rows,
+        "rounds": rounds,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "figures": [{**asdict(f), "rows_per_second": round(f.rows_per_second)} for f in figures],
         "ratios": ratios,
+        "ratios_by_round": by_round,
     }
 
 

@@ -287,6 +287,12 @@ def bench(
         bool, typer.Option("--dlt/--no-dlt", help="Also run dlt (installs it in its own venv).")
     ] = True,
     forms: Annotated[str, typer.Option(help="Input forms: json,csv.")] = "json,csv",
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Times the floor and scdx run, alternating; each ratio is the median of the rounds'."
+        ),
+    ] = 3,
 ) -> None:
     """scdx against DuckDB alone (the floor), pandas + GX, and dlt, on the same generated input."""
     if ctx.invoked_subcommand is not None:
@@ -296,17 +302,22 @@ def bench(
     from pipelines.bench import run_bench
 
     results = run_bench(
-        rows, workdir.resolve(), with_dlt=dlt, forms=tuple(f.strip() for f in forms.split(","))
+        rows,
+        workdir.resolve(),
+        with_dlt=dlt,
+        forms=tuple(f.strip() for f in forms.split(",")),
+        rounds=rounds,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     table = Table(title=f"scdx bench, {rows:,} rows")
-    for column in ("approach", "input", "rows", "seconds", "rows/s", "peak RSS MiB", "ok"):
+    for column in ("approach", "input", "round", "rows", "seconds", "rows/s", "peak RSS MiB", "ok"):
         table.add_column(column)
     for f in results["figures"]:
         table.add_row(
             f["approach"],
             f["form"],
+            str(f["round_number"]),
             f"{f['rows']:,}",
             f"{f['seconds']:.1f}",
             f"{f['rows_per_second']:,}",
@@ -315,7 +326,13 @@ def bench(
         )
     console.print(table)
     for name, value in results["ratios"].items():
-        console.print(f"{name}: {value if value is not None else 'n/a'}", highlight=False)
+        each = results["ratios_by_round"][name]
+        rounds_note = (
+            f" (median of rounds: {', '.join('n/a' if r is None else str(r) for r in each)})"
+            if len(each) > 1
+            else ""
+        )
+        console.print(f"{name}: {value if value is not None else 'n/a'}{rounds_note}", highlight=False)
     console.print(f"figures written to {out}", highlight=False)
 
 
