@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -405,14 +406,6 @@ def _ratio(a: Figure | None, b: Figure | None) -> float | None:
     return round(a.seconds / b.seconds, 2) if a and b and a.ok and b.ok and b.seconds else None
 
 
-def _median(values: list[float]) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    middle = len(ordered) // 2
-    return round(ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2, 2)
-
-
 def run_bench(
     rows: int,
     workdir: Path,
@@ -455,8 +448,9 @@ def run_bench(
                     by_round[f"dlt/scdx {form}"] = [_ratio(dlt, scdx)]
                 else:
                     by_round[f"dlt/scdx {form}"] = [None]
+    # A ratio is reported only when every round produced it (a failed run is no figure).
     ratios = {
-        name: None if None in values else _median([v for v in values if v is not None])
+        name: None if None in values else round(statistics.median(v for v in values if v is not None), 2)
         for name, values in by_round.items()
     }
     return {

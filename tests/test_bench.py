@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCDX = str(Path(sys.executable).parent / "scdx")
 
 
@@ -54,27 +56,17 @@ def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_report
     for form in ("json", "csv"):
         # Each round's ratio compares the runs of that round; the reported ratio is their median.
         expected = [seconds("scdx", form, n) / seconds("floor", form, n) for n in (1, 2)]
-        assert [abs(r - e) < 0.01 for r, e in zip(each[f"scdx/floor {form}"], expected, strict=True)] == [
-            True
-        ] * 2
-        assert abs(ratios[f"scdx/floor {form}"] - sum(each[f"scdx/floor {form}"]) / 2) < 0.01
+        assert each[f"scdx/floor {form}"] == pytest.approx(expected, abs=0.01)
+        assert ratios[f"scdx/floor {form}"] == pytest.approx(sum(each[f"scdx/floor {form}"]) / 2, abs=0.01)
         # pandas is compared with the scdx run made right before it.
-        assert (
-            abs(ratios[f"pandas/scdx {form}"] - seconds("pandas", form, 1) / seconds("scdx", form, 1)) < 0.01
-        )
+        pandas_ratio = seconds("pandas", form, 1) / seconds("scdx", form, 1)
+        assert ratios[f"pandas/scdx {form}"] == pytest.approx(pandas_ratio, abs=0.01)
         assert ratios[f"dlt/scdx {form}"] is None
     # The nightly re-run on the same bytes stops at "unchanged" (checked inside the bench).
     unchanged = [seconds("scdx unchanged", "json", n) / seconds("scdx", "json", n) for n in (1, 2)]
-    assert [abs(r - e) < 0.01 for r, e in zip(each["scdx unchanged/scdx json"], unchanged, strict=True)] == [
-        True
-    ] * 2
+    assert each["scdx unchanged/scdx json"] == pytest.approx(unchanged, abs=0.01)
+    assert ratios["scdx unchanged/scdx json"] == pytest.approx(
+        sum(each["scdx unchanged/scdx json"]) / 2, abs=0.01
+    )
     assert "scdx/floor json" in result.stdout and "median of rounds" in result.stdout
     assert "peak RSS MiB" in result.stdout
-
-
-def test_bench_ratio_over_rounds_is_their_median() -> None:
-    from pipelines.bench import _median
-
-    assert _median([1.9, 1.5, 1.2]) == 1.5
-    assert _median([1.2, 1.6]) == 1.4
-    assert _median([]) is None
