@@ -262,7 +262,9 @@ def land(
                 sequence, page, dataset, run_id, directory, origin, earlier_files
             )
             landed.append(landed_page)
-            flushes.extend((path, flusher.submit(fsync_path, path)) for path in unflushed)
+            flushes.extend(
+                (path, flusher.submit(fsync_path, path, path == landed_page.body_path)) for path in unflushed
+            )
             if sequence == 1:
                 crash_point("land:after_first_page")
         for path, flushed in flushes:

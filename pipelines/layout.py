@@ -48,11 +48,20 @@ def check_dataset(dataset: str) -> str:
     return dataset
 
 
-def fsync_path(path: Path) -> None:
-    """Flush a file, or a directory's entries, to disk."""
+def fsync_path(path: Path, release_cache: bool = False) -> None:
+    """Flush a file, or a directory's entries, to disk.
+
+    ``release_cache``: then drop the flushed file's pages from the page cache, for large files
+    written once and read back once (landed responses). Keeping them cached makes the page cache
+    grow, and on a virtual machine the first touch of memory costs the writer CPU: landing 950 MB
+    of responses took ~2.5 s of CPU, against ~0.3 s when the writes reuse pages just released.
+    Normalize then reads them back from disk. Skipped where the platform has no posix_fadvise.
+    """
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
+        if release_cache and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(descriptor)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
+import mmap
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +16,14 @@ import pytest
 from pipelines.contracts import Contract, Registry
 from pipelines.layout import Layout
 from pipelines.publish import open_public
-from pipelines.refresh import QuarantinedError, TransportError, check_transport, refresh_dataset
+from pipelines.refresh import (
+    QuarantinedError,
+    TransportError,
+    check_transport,
+    refresh_dataset,
+    start_run,
+    step_extract_land,
+)
 from pipelines.replay.server import ReplayServer
 from pipelines.settings import Settings
 from pipelines.window import Window
@@ -102,6 +111,42 @@ def test_landed_bytes_are_exactly_what_the_server_sent_with_a_manifest_per_respo
     assert ("key", api_key) in request.query
     assert json.loads(january.read_bytes())[0][-1] == "time"
     assert (raw / "_landed.json").exists()
+
+
+def _pages_in_page_cache(path: Path) -> int:
+    """How many of the file's pages the kernel holds in its page cache (mincore over a mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    resident = (ctypes.c_ubyte * pages)()
+    # A private mapping touches no page; mincore reports the file's cached pages behind it.
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as mapped:
+        start = ctypes.c_char.from_buffer(mapped)
+        failed = libc.mincore(ctypes.c_void_p(ctypes.addressof(start)), ctypes.c_size_t(size), resident)
+        del start
+    if failed:
+        raise OSError(ctypes.get_errno(), f"mincore {path}")
+    return sum(flags & 1 for flags in resident)
+
+
+def test_landed_response_bodies_leave_the_page_cache_once_flushed_and_their_manifests_stay(
+    census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
+) -> None:
+    # Normalize reads each body back from disk; keeping them cached grows the page cache, which
+    # costs landing CPU on a virtual machine (docs/performance.md, sixth session).
+    run = start_run(census)
+    landed = step_extract_land(
+        run, census, registry, settings, replay.url, window=Window(date(2025, 10, 1), date(2026, 3, 1))
+    )
+    bodies = [page.body_path for page in landed.pages if page.body_path.stat().st_size]
+    assert len(bodies) == 6
+    assert [_pages_in_page_cache(body) for body in bodies] == [0] * len(bodies)
+    manifests = [body.with_name(body.name.rsplit(".", 1)[0] + ".manifest.json") for body in bodies]
+    # The control: files written and flushed without being released are still cached.
+    assert all(_pages_in_page_cache(manifest) > 0 for manifest in manifests)
+    # Released from the cache, not lost: every byte is on disk as the manifest records it.
+    for body, manifest in zip(bodies, manifests, strict=True):
+        assert hashlib.sha256(body.read_bytes()).hexdigest() == json.loads(manifest.read_text())["sha256"]
 
 
 def test_same_raw_input_published_twice_gives_the_same_rows_without_duplicates(
