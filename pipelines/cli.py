@@ -290,7 +290,8 @@ def bench(
     rounds: Annotated[
         int,
         typer.Option(
-            min=1, help="Times the floor and scdx run, alternating; each ratio is the median of the rounds'."
+            min=1,
+            help="Times every approach runs, round after round; each ratio is the median of the rounds'.",
         ),
     ] = 3,
 ) -> None:
