@@ -444,8 +444,8 @@ def run_bench(
             if form == "json":
                 unchanged = ran[1] if len(ran) > 1 else None
                 by_round.setdefault("scdx unchanged/scdx json", []).append(_ratio(unchanged, scdx))
-            # The alternatives run every round too: one run of theirs against one of scdx's moved
-            # pandas/scdx by a tenth and dlt/scdx by half between benches of the same code.
+            # The alternatives run every round too: one run of each is as noisy as one of scdx
+            # (their single-run ratios moved by up to 28 % between benches of the same refresh).
             pandas = replace(_in_process_approach("pandas", form, inputs, workdir), round_number=number)
             figures.append(pandas)
             by_round.setdefault(f"pandas/scdx {form}", []).append(_ratio(pandas, scdx))
