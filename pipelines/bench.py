@@ -434,29 +434,29 @@ def run_bench(
     schemas = bench_schemas(workdir, months)
     figures: list[Figure] = []
     by_round: dict[str, list[float | None]] = {}
+
+    def record(name: str, a: Figure | None, b: Figure | None) -> None:
+        by_round.setdefault(name, []).append(_ratio(a, b))
+
     for form in forms:
         for number in range(1, rounds + 1):
-            floor = replace(_in_process_approach("floor", form, inputs, workdir), round_number=number)
-            ran = [replace(f, round_number=number) for f in _scdx(form, inputs, workdir, months, schemas)]
-            figures += [floor, *ran]
-            scdx = ran[0]
-            by_round.setdefault(f"scdx/floor {form}", []).append(_ratio(scdx, floor))
-            if form == "json":
-                unchanged = ran[1] if len(ran) > 1 else None
-                by_round.setdefault("scdx unchanged/scdx json", []).append(_ratio(unchanged, scdx))
+            floor = _in_process_approach("floor", form, inputs, workdir)
+            scdx, *unchanged = _scdx(form, inputs, workdir, months, schemas)
             # The alternatives run every round too: one run of each is as noisy as one of scdx
             # (their single-run ratios moved by up to 28 % between benches of the same refresh).
-            pandas = replace(_in_process_approach("pandas", form, inputs, workdir), round_number=number)
-            figures.append(pandas)
-            by_round.setdefault(f"pandas/scdx {form}", []).append(_ratio(pandas, scdx))
-            if with_dlt:
-                dlt = replace(_dlt(form, inputs, workdir), round_number=number)
-                figures.append(dlt)
-                by_round.setdefault(f"dlt/scdx {form}", []).append(_ratio(dlt, scdx))
+            pandas = _in_process_approach("pandas", form, inputs, workdir)
+            dlt = _dlt(form, inputs, workdir) if with_dlt else None
+            ran = [floor, scdx, *unchanged, pandas, *([dlt] if dlt else [])]
+            figures += [replace(f, round_number=number) for f in ran]
+            record(f"scdx/floor {form}", scdx, floor)
+            if form == "json":
+                record("scdx unchanged/scdx json", unchanged[0] if unchanged else None, scdx)
+            record(f"pandas/scdx {form}", pandas, scdx)
+            if dlt is not None:
+                record(f"dlt/scdx {form}", dlt, scdx)
                 # A dlt that would not install is not tried again in every round.
                 with_dlt = dlt.note != DLT_NOT_INSTALLED
-            else:
-                by_round[f"dlt/scdx {form}"] = [None]
+        by_round.setdefault(f"dlt/scdx {form}", [None])
     # A ratio is reported only when every round produced it (a failed run is no figure).
     ratios = {
         name: None if None in values else round(statistics.median(v for v in values if v is not None), 2)
