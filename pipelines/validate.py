@@ -344,9 +344,13 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
     try:
         asset = datasource.add_table_asset(name=contract.dataset, table_name=contract.dataset)
         batch_definition = asset.add_batch_definition_whole_table(name=staged.run_id)
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{contract.dataset}.v{contract.version}"))
-        for expectation in _expectations(specs, contract):
-            suite.add_expectation(expectation)
+        # Built whole, then stored once: adding expectations one by one to a stored suite
+        # saves the suite again after each (18 expectations: 55 ms against 5 ms).
+        suite = context.suites.add(
+            gx.ExpectationSuite(
+                name=f"{contract.dataset}.v{contract.version}", expectations=_expectations(specs, contract)
+            )
+        )
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(
                 name=f"{contract.dataset}.{staged.run_id}", data=batch_definition, suite=suite
