@@ -243,3 +243,38 @@ print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__n
     assert lines[0] == "_DeferredModule _DeferredModule"
     assert lines[1] == "0.693147 Chart"
     assert lines[2] == "module module"
+
+
+def test_gx_imports_without_cyclic_collections_then_collection_resumes_as_it_was() -> None:
+    # A fresh interpreter, so GX's import happens here; once with the collector on, once off.
+    import subprocess
+    import sys
+
+    program = """
+import gc, sys
+if sys.argv[1] == "off":
+    gc.disable()
+collections = []
+gc.callbacks.append(lambda phase, info: collections.append(phase) if phase == "start" else None)
+from pipelines.validate import _import_gx
+before = len(collections)
+_import_gx()
+import great_expectations
+print(len(collections) - before, gc.isenabled(), gc.get_freeze_count() > 100_000)
+gc.collect()
+print(len(collections) - before)
+frozen = gc.get_freeze_count()
+alive = [[] for _ in range(1000)]
+_import_gx()  # validate calls it again: nothing more is frozen
+print(gc.get_freeze_count() == frozen)
+"""
+    runs = {
+        state: subprocess.run(
+            [sys.executable, "-c", program, state], capture_output=True, text=True, check=True
+        ).stdout.split("\n")
+        for state in ("on", "off")
+    }
+    # Not one collection during the import; GX's objects are then left out of later ones.
+    assert runs["on"][0] == "0 True True"
+    assert runs["on"][1:3] == ["1", "True"]
+    assert runs["off"][0] == "0 False True"
