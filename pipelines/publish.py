@@ -268,21 +268,22 @@ def _record_files(
 ) -> None:
     """meta.run_files for a published run: its raw responses (from their manifests) and staged Parquet."""
     con.execute("DELETE FROM meta.run_files WHERE run_id = ? AND dataset = ?", [run.run_id, run.dataset])
-    landed = open_landed(run.dataset, run.run_id, layout)
-    for page in landed.pages:
-        m = page.manifest
-        con.execute(
-            "INSERT INTO meta.run_files VALUES (?, ?, 'raw', ?, ?, ?, ?, ?, NULL)",
-            [
-                run.run_id,
-                run.dataset,
-                str(page.body_path.relative_to(layout.root)),
-                m["sha256"],
-                m["bytes"],
-                m["url"],
-                m["fetched_at"],
-            ],
-        )
+    pages = open_landed(run.dataset, run.run_id, layout).pages
+    # One statement for every response, each column a list: a statement per response cost
+    # 0.7 ms apiece (0.14 s for a 200-month refresh), this one 5 ms in all.
+    con.execute(
+        "INSERT INTO meta.run_files SELECT ?, ?, 'raw', unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        "unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL",
+        [
+            run.run_id,
+            run.dataset,
+            [str(page.body_path.relative_to(layout.root)) for page in pages],
+            [page.manifest["sha256"] for page in pages],
+            [page.manifest["bytes"] for page in pages],
+            [page.manifest["url"] for page in pages],
+            [page.manifest["fetched_at"] for page in pages],
+        ],
+    )
     for path in staged.files:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         (rows,) = con.execute(

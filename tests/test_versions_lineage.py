@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -107,6 +107,15 @@ def test_lineage_names_the_runs_raw_files_and_staged_parquet_behind_the_current_
     assert {r["run_id"] for r in table_lineage(layout, "census_trade_imports")} == {latest.run_id}
     with open_public(layout) as con:
         assert TEST_API_KEY not in str(con.execute("SELECT * FROM meta.run_files").fetchall())
+        raw_files = con.execute(
+            "SELECT path, bytes, fetched_at FROM meta.run_files WHERE kind = 'raw' AND run_id = ?",
+            [latest.run_id],
+        ).fetchall()
+    # Every response of the run, each with its size on disk and the time it was fetched.
+    assert len(raw_files) == 6
+    for path, size, fetched_at in raw_files:
+        assert (layout.root / path).stat().st_size == size
+        assert datetime.fromisoformat(fetched_at).tzinfo is not None
 
 
 def test_publish_list_rollback_and_lineage_commands(
