@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -408,6 +409,28 @@ print(duckdb.connect(str(work / "dlt.duckdb")).execute("select count(*) from ben
 """
 
 
+def code_version(root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The commit a bench measured and whether tracked files differed from it (None outside git).
+
+    Figures from benches days apart are only comparable knowing which code each one ran.
+    """
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "uncommitted_changes": None}
+    return {"commit": commit, "uncommitted_changes": bool(changes)}
+
+
 def _ratio(a: Figure | None, b: Figure | None) -> float | None:
     return round(a.seconds / b.seconds, 2) if a and b and a.ok and b.ok and b.seconds else None
 
@@ -428,6 +451,7 @@ def run_bench(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, not {rounds}")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     workdir.mkdir(parents=True, exist_ok=True)
     inputs = generate(workdir, rows)
     months = json.loads((inputs / "meta.json").read_text())["months"]
@@ -465,6 +489,8 @@ def run_bench(
     return {
         "rows": rows,
         "rounds": rounds,
+        "started_at": started_at,
+        "code": code_version(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "figures": [{**asdict(f), "rows_per_second": round(f.rows_per_second)} for f in figures],
         "ratios": ratios,

@@ -334,6 +334,10 @@ def bench(
             else ""
         )
         console.print(f"{name}: {value if value is not None else 'n/a'}{rounds_note}", highlight=False)
+    code = results["code"]
+    if code["commit"]:
+        changes = " with uncommitted changes" if code["uncommitted_changes"] else ""
+        console.print(f"code: {code['commit']}{changes}, started {results['started_at']}", highlight=False)
     console.print(f"figures written to {out}", highlight=False)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,32 @@ def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_report
     )
     assert "scdx/floor json" in result.stdout and "median of rounds" in result.stdout
     assert "peak RSS MiB" in result.stdout
+    # Which code made the figures, and when: benches are compared across days.
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], capture_output=True, text=True
+    ).stdout.strip()
+    assert figures["code"]["commit"] == (head or None)
+    assert isinstance(figures["code"]["uncommitted_changes"], bool) or not head
+    assert datetime.fromisoformat(figures["started_at"]).tzinfo is not None
+
+
+def test_bench_names_the_commit_it_measured_and_whether_tracked_files_differed(tmp_path: Path) -> None:
+    from pipelines.bench import code_version
+
+    # Outside a git checkout (an installed package, a container) the figures say so.
+    assert code_version(tmp_path) == {"commit": None, "uncommitted_changes": None}
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "refresh.py").write_text("one\n")
+    git("add", "refresh.py")
+    git("-c", "user.email=bench@example.org", "-c", "user.name=bench", "commit", "-qm", "one")
+    head = git("rev-parse", "HEAD")
+    assert code_version(tmp_path) == {"commit": head, "uncommitted_changes": False}
+    (tmp_path / "scratch.txt").write_text("not tracked, not the code measured\n")
+    assert code_version(tmp_path) == {"commit": head, "uncommitted_changes": False}
+    (tmp_path / "refresh.py").write_text("two\n")
+    assert code_version(tmp_path) == {"commit": head, "uncommitted_changes": True}
