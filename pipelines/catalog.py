@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipelines.contracts import DUCKDB_TYPES, Contract, Registry, check_specs
 from pipelines.layout import Layout
+from pipelines.sql import quote_identifier
 
 
 @dataclass
@@ -45,7 +46,9 @@ def _publish_states(layout: Layout, registry: Registry) -> dict[str, PublishStat
         ).fetchone()
         for name, state in states.items():
             if name in tables:
-                (count,) = con.execute(f'SELECT count(*) FROM curated."{name}"').fetchone() or (0,)
+                (count,) = con.execute(
+                    f"SELECT count(*) FROM curated.{quote_identifier(name)}"
+                ).fetchone() or (0,)
                 state.rows = int(count)
             if latest:
                 state.version, state.published_at = int(latest[0]), str(latest[1])

@@ -7,6 +7,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -50,14 +53,15 @@ ORDER BY usd_millions DESC
 LIMIT 8"""
 
 
-BATTERY_CONCENTRATION_QUERY = """\
--- Electric storage batteries (HS 8507, lithium-ion is 8507.60): how concentrated are U.S. imports?
-SELECT period, months_covered AS months, round(total_import_value_usd / 1e6) AS usd_millions,
-       top_supplier, top_supplier_share_pct AS top_share_pct, hhi, feoc_share_pct,
-       country_coverage_pct AS coverage_pct, change_on_prior_year_pct AS yoy_pct
+CHAPTER_CONCENTRATION_QUERY = """\
+-- How concentrated were 2025 U.S. imports of the HS chapters holding the EV basket (85: batteries,
+-- magnets, semiconductors)? From the USA Trade Online reports of 16 partners (total = their sum).
+SELECT hs_code AS chapter, category, round(total_import_value_usd / 1e9, 1) AS usd_billions,
+       supplier_countries AS suppliers, top_supplier, top_supplier_share_pct AS top_share_pct, hhi,
+       feoc_share_pct
 FROM marts.import_concentration
-WHERE hs_code = '8507' AND period_grain = 'year'
-ORDER BY period"""
+WHERE hs_level = 'HS2' AND period_grain = 'year' AND period = DATE '2025-01-01'
+ORDER BY hhi DESC"""
 
 SCORECARD_QUERY = """\
 -- The EV supply-chain scorecard: four risk pillars per mineral and product, 0-100 (higher = more exposed)
@@ -112,9 +116,13 @@ def _summary_table(runs: list[RunRecord]) -> Table:
     ):
         table.add_column(column, justify="right" if column.startswith(("rows", "sec")) else "left")
     for run in runs:
-        colour = {"published": "green", "no_data": "cyan", "unchanged": "cyan", "quarantined": "yellow"}.get(
-            run.status, "red"
-        )
+        colour = {
+            "published": "green",
+            "no_data": "cyan",
+            "unchanged": "cyan",
+            "quarantined": "yellow",
+            "blocked": "yellow",
+        }.get(run.status, "red")
         table.add_row(
             run.dataset,
             f"[{colour}]{run.status}[/{colour}]",
@@ -128,8 +136,35 @@ def _summary_table(runs: list[RunRecord]) -> Table:
     return table
 
 
+AllowShrinkOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-shrink",
+        help="Publish even when it removes more of a table's rows than its contract's max_shrink_pct.",
+    ),
+]
+
+
+def _recorded(run: RunRecord, steps: Callable[[], object]) -> RunRecord:
+    """Run one dataset's steps; however they end, the run record says how.
+
+    Each step records its own failure in the run history before raising, so an error here is
+    already recorded; it ends the dataset's run, never the command (the next dataset still runs).
+    """
+    try:
+        steps()
+    except Exception as exc:  # the one place a dataset's error of any kind becomes its run's outcome
+        if run.status == "running":
+            run.finish("failed", error=redact_text(str(exc)))
+    return run
+
+
 def _refresh(
-    settings: Settings, datasets: list[str], window: Window | None, force: bool = False
+    settings: Settings,
+    datasets: list[str],
+    window: Window | None,
+    force: bool = False,
+    allow_shrink: bool = False,
 ) -> list[RunRecord]:
     from pipelines.refresh import TransportError, refresh_dataset, source_endpoints, start_run
 
@@ -142,26 +177,31 @@ def _refresh(
         except ContractError as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    try:
-        endpoints = source_endpoints(settings)
-        endpoint = endpoints.__enter__()
-    except (TransportError, FileNotFoundError) as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
     runs: list[RunRecord] = []
-    try:
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(source_endpoints(settings))
+        except (TransportError, FileNotFoundError) as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
         for contract in contracts:
             run = start_run(contract)
-            try:
-                refresh_dataset(
-                    contract, registry, settings, endpoint(contract), window=window, run=run, force=force
+            runs.append(
+                _recorded(
+                    run,
+                    partial(
+                        refresh_dataset,
+                        contract,
+                        registry,
+                        settings,
+                        endpoint(contract),
+                        window=window,
+                        run=run,
+                        force=force,
+                        allow_shrink=allow_shrink,
+                    ),
                 )
-            except Exception as exc:
-                if run.status == "running":
-                    run.finish("failed", error=redact_text(str(exc)))
-            runs.append(run)
-    finally:
-        endpoints.__exit__(None, None, None)
+            )
     return runs
 
 
@@ -200,6 +240,7 @@ def refresh(
             "--force", help="Normalize and publish even when the agency sent the bytes already published."
         ),
     ] = False,
+    allow_shrink: AllowShrinkOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run extract -> land -> normalize -> stage -> validate -> publish for each dataset, then the marts.
@@ -208,7 +249,7 @@ def refresh(
     and publishes nothing (--force to publish anyway)."""
     _setup_logging(verbose)
     settings = _settings(data_dir, live, replay_url)
-    runs = _refresh(settings, datasets or [], _window(start, end), force)
+    runs = _refresh(settings, datasets or [], _window(start, end), force, allow_shrink)
     console.print(_summary_table(runs))
     for run in runs:
         if run.status not in OK_STATUSES and run.error:
@@ -225,9 +266,13 @@ def ingest_file_command(
     dataset: Annotated[str, typer.Argument(help="Dataset whose contract describes the file.")],
     path: Annotated[Path, typer.Argument(help="A file downloaded from the agency (CSV, JSON ...).")],
     data_dir: DataDirOption = None,
+    allow_shrink: AllowShrinkOption = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Land a file in hand and run it through normalize -> stage -> validate -> publish."""
+    """Land a file in hand and run it through normalize -> stage -> validate -> publish.
+
+    The file must be what the dataset's source reads (CSV, JSON ...), or it is refused before
+    anything lands. It is merged by primary key: rows it does not hold stay published."""
     from pipelines.contracts import ContractError
     from pipelines.refresh import ingest_file, start_run
 
@@ -239,15 +284,13 @@ def ingest_file_command(
     except ContractError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    if not path.is_file():
+    if not path.exists():
         err_console.print(f"[red]{dataset}: no such file {path}[/red]")
         raise typer.Exit(2)
     run = start_run(contract)
-    try:
-        ingest_file(contract, registry, settings, path, run=run)
-    except Exception as exc:
-        if run.status == "running":
-            run.finish("failed", error=redact_text(str(exc)))
+    _recorded(
+        run, partial(ingest_file, contract, registry, settings, path, run=run, allow_shrink=allow_shrink)
+    )
     console.print(_summary_table([run]))
     if run.status not in OK_STATUSES:
         err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
@@ -443,6 +486,7 @@ def demo(
     settings = _settings(data_dir, live=False, replay_url=None)
     started = time.monotonic()
     runs = _refresh(settings, [], None)
+    runs += _ingest_hand_downloads(settings)
     console.print(_summary_table(runs))
     failed = [run for run in runs if run.status not in OK_STATUSES]
     for run in failed:
@@ -453,10 +497,29 @@ def demo(
         raise typer.Exit(1)
     _print_query(settings, EXAMPLE_QUERY)
     _print_query(settings, SCORECARD_QUERY)
-    _print_query(settings, BATTERY_CONCENTRATION_QUERY)
+    _print_query(settings, CHAPTER_CONCENTRATION_QUERY)
     console.print(
         f"[dim]demo finished in {time.monotonic() - started:.1f} s; database {settings.data_dir / 'scdx.duckdb'}[/dim]"
     )
+
+
+# Files an analyst downloads by hand, bundled with the recordings, that the demo ingests after the
+# refresh: USA Trade Online reports of many partners (real values; recordings/PROVENANCE.md).
+HAND_DOWNLOADS = (("census_trade_imports", "census_intltrade/usatradeonline"),)
+
+
+def _ingest_hand_downloads(settings: Settings) -> list[RunRecord]:
+    """``scdx ingest-file`` of every bundled hand download, as the demo's analyst would."""
+    from pipelines.refresh import ingest_file, start_run
+
+    registry = _registry(settings)
+    runs = []
+    for dataset, folder in HAND_DOWNLOADS:
+        contract = registry.get(dataset)
+        for path in sorted((settings.recordings_dir / folder).glob("*.csv")):
+            run = start_run(contract)
+            runs.append(_recorded(run, partial(ingest_file, contract, registry, settings, path, run=run)))
+    return runs
 
 
 def _print_query(settings: Settings, sql: str) -> None:

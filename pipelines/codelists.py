@@ -15,9 +15,8 @@ from pipelines.contracts import (
     ContractError,
     check_identifier,
     load_yaml,
-    quote_identifier,
-    quote_literal,
 )
+from pipelines.sql import quote_identifier, quote_literal
 
 
 class CodelistSpec(BaseModel):

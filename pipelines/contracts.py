@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.sql import IDENTIFIER, quote_identifier, quote_literal
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from pipelines.codelists import Codelists
 
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 YEAR_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
@@ -225,8 +226,23 @@ class ContractField(_Model):
 
 
 class PublishSpec(_Model):
+    """How a validated batch changes its curated table.
+
+    A complete batch (the contract's own requests, every record the agency declared) replaces the
+    partitions it holds (``replace_partitions`` by ``partition_by``) or the whole table
+    (``replace``). A partial one (a file in hand, a response short of its declared count) is
+    ``merge``d by primary key, so rows it does not hold stay, or ``refuse``d naming the partition
+    and the rows it lacks. ``short_batch``: what fewer records than the agency declares means:
+    ``refuse`` the run, or publish it as ``partial`` with a warning. Whatever the batch, a publish
+    that would remove more than ``max_shrink_pct`` of the table's rows is blocked (write, audit,
+    publish) unless the run is told ``--allow-shrink``.
+    """
+
     mode: Literal["replace_partitions", "replace"] = "replace"
     partition_by: list[str] = Field(default_factory=list)
+    partial: Literal["merge", "refuse"] = "merge"
+    short_batch: Literal["refuse", "partial"] = "refuse"
+    max_shrink_pct: float = Field(default=10.0, ge=0, le=100)
 
 
 class ExpectationCheck(_Model):
@@ -570,18 +586,6 @@ def arrow_schema(contract: Contract, registry: Registry) -> pa.Schema:
             metadata["unit"] = unit
         fields.append(pa.field(f.name, arrow_type(shared.arrow), nullable=True, metadata=metadata))
     return pa.schema(fields, metadata={"dataset": contract.dataset, "contract_version": contract.version})
-
-
-def quote_identifier(name: str) -> str:
-    """Double-quote an identifier that has already passed the IDENTIFIER check."""
-    if not IDENTIFIER.match(name):
-        raise ContractError(f"refusing unsafe SQL identifier {name!r}")
-    return f'"{name}"'
-
-
-def quote_literal(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def column_comment(contract: Contract, registry: Registry, field: ContractField) -> str:

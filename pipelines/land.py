@@ -293,8 +293,14 @@ _SUFFIX_TYPES = {
 }
 
 
-def land_file(path: Path, dataset: str, run_id: str, layout: Layout) -> LandedBatch:
-    """Land a file a user downloaded by hand, exactly like a response: bytes, manifest, marker."""
+def land_file(
+    path: Path, dataset: str, run_id: str, layout: Layout, encoding: str | None = None
+) -> LandedBatch:
+    """Land a file a user downloaded by hand, exactly like a response: bytes, manifest, marker.
+
+    ``encoding``: the text encoding the file was found in (pipelines.formats), kept in the manifest
+    so normalize reads the bytes as written.
+    """
     if not path.is_file():
         raise LandError(f"{dataset}: cannot read {path}: not a file")
     # The file is copied into place in chunks, never read whole (a bulk file can be hundreds of MB).
@@ -311,7 +317,10 @@ def land_file(path: Path, dataset: str, run_id: str, layout: Layout) -> LandedBa
         body_file_is_temporary=False,
     )
     # The manifest says where the bytes came from: a file in hand, by name (and, as always, checksum).
-    return land([page], dataset, run_id, layout, origin={"source": "file", "file_name": path.name})
+    origin = {"source": "file", "file_name": path.name}
+    if encoding is not None:
+        origin["encoding"] = encoding
+    return land([page], dataset, run_id, layout, origin=origin)
 
 
 class FailedAttempts:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipelines.contracts import IDENTIFIER
+from pipelines.sql import IDENTIFIER
 
 RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.+-]{0,127}$")
 
@@ -141,6 +141,8 @@ class Layout:
         leftovers += (
             sorted(self.work_dir.glob(f"validate-{dataset}-*.duckdb*")) if self.work_dir.exists() else []
         )
+        # UTF-8 copies of text in other encodings that a killed normalize left (pipelines.normalize).
+        leftovers += sorted(self.work_dir.glob(f"normalize-{dataset}-*")) if self.work_dir.exists() else []
         # A download spooled to disk (pipelines.http) by a run killed before landing it.
         leftovers += (
             sorted(self.work_dir.glob(f"download-{dataset}-*.part")) if self.work_dir.exists() else []

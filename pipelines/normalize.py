@@ -10,7 +10,10 @@ to the contract's Arrow schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +23,11 @@ import pyarrow.compute as pc
 
 from pipelines.ahead import read_ahead_each
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
+from pipelines.formats import UTF8, charset_of, refusal, sniff, transcode_to_utf8
 from pipelines.sources import (
     DriftEvent,
     DriftRejected,
+    FormatRefused,
     NormalizeError,
     RawPage,
     SourceModule,
@@ -31,7 +36,7 @@ from pipelines.sources import (
 )
 
 if TYPE_CHECKING:
-    from pipelines.land import LandedBatch
+    from pipelines.land import LandedBatch, LandedPage
 
 ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
 SAMPLE = 5
@@ -57,6 +62,8 @@ class NormalizeStats:
     empty_pages: int = 0
     source_rows: int = 0
     rows: int = 0
+    # The largest record count the agency declared for the request (AFDC total_results, EIA total).
+    declared_records: int | None = None
     drift: dict[tuple[str, str], DriftEvent] = field(default_factory=dict)
     conversions: list[UnitConversion] = field(default_factory=list)
 
@@ -176,6 +183,8 @@ def build_page(
     rows: SourceRows, contract: Contract, registry: Registry, page: RawPage, stats: NormalizeStats
 ) -> pa.Table:
     """The common half of normalize: drift check, types, units, and the contract's schema."""
+    for event in rows.drift:
+        stats.record(event)
     mapped = {f.source for f in contract.fields if f.source} | set(contract.source.ignored_columns)
     for column in rows.columns:
         if column not in mapped:
@@ -197,6 +206,15 @@ def build_page(
             )
             continue
         if f.source is None:
+            continue
+        if f.source not in rows.columns and f.source in rows.absent:
+            # The format never carries it (not drift of the agency's API): null where allowed.
+            event = DriftEvent(
+                f.name, "missing_field", "allowed" if f.nullable else "rejected", rows.absent[f.source]
+            )
+            if not f.nullable:
+                raise DriftRejected(contract.dataset, page.path, event)
+            stats.record(event)
             continue
         if f.source not in rows.columns:
             policy = contract.evolution.missing_field
@@ -267,16 +285,58 @@ def _page_batches(
     yield raw, None
 
 
+def _readable(
+    page: LandedPage, contract: Contract, formats: tuple[str, ...], scratch: Callable[[], Path]
+) -> RawPage:
+    """The landed page as its source reads it: refused when it is not one of the source's formats,
+    a UTF-8 copy (in ``scratch()``) when it is text in another encoding. The landed bytes stay
+    as they came."""
+    raw = RawPage(dataset=contract.dataset, path=page.body_path, manifest=page.manifest)
+    if raw.status != 200 or not int(page.manifest.get("bytes") or 0):
+        return raw  # an agency's "no data" answer (HTTP 204, an empty page): the source reads it
+    kind = sniff(page.body_path)
+    why = refusal(formats, kind)
+    if why is not None:
+        raise FormatRefused(contract.dataset, page.body_path, why)
+    encoding = page.manifest.get("encoding") or charset_of(page.manifest.get("content_type")) or kind.encoding
+    if encoding is None or encoding in UTF8 or kind.kind == "zip":
+        return raw
+    copy = transcode_to_utf8(page.body_path, encoding, scratch() / page.body_path.name)
+    return RawPage(dataset=contract.dataset, path=copy, manifest=page.manifest)
+
+
 def normalize(
-    landed: LandedBatch, contract: Contract, registry: Registry, stats: NormalizeStats | None = None
+    landed: LandedBatch,
+    contract: Contract,
+    registry: Registry,
+    stats: NormalizeStats | None = None,
+    scratch_dir: Path | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream the landed pages through the source's parse step and the common build, page by page."""
+    """Stream the landed pages through the source's parse step and the common build, page by page.
+
+    ``scratch_dir``: where UTF-8 copies of text in other encodings are made (removed at the end).
+    """
     stats = stats if stats is not None else NormalizeStats()
     source = source_module(contract.source.module)
-    pages = [
-        RawPage(dataset=contract.dataset, path=page.body_path, manifest=page.manifest)
-        for page in landed.pages
-    ]
+    with ExitStack() as cleanup:
+        made: list[Path] = []
+
+        def scratch() -> Path:
+            # Made on first use: most runs are UTF-8 throughout and need none.
+            if not made:
+                if scratch_dir is not None:
+                    scratch_dir.mkdir(parents=True, exist_ok=True)
+                made.append(Path(tempfile.mkdtemp(prefix=f"normalize-{contract.dataset}-", dir=scratch_dir)))
+                cleanup.callback(shutil.rmtree, made[0], True)
+            return made[0]
+
+        pages = [_readable(page, contract, source.FORMATS, scratch) for page in landed.pages]
+        yield from _normalized(source, pages, contract, registry, stats)
+
+
+def _normalized(
+    source: SourceModule, pages: list[RawPage], contract: Contract, registry: Registry, stats: NormalizeStats
+) -> Iterator[pa.RecordBatch]:
     seen = False
     # The source parses the next pages (DuckDB, Arrow) while this one is built and staged.
     parsed = read_ahead_each(
@@ -293,6 +353,8 @@ def normalize(
             continue
         seen = True
         stats.source_rows += rows.source_rows
+        if rows.declared_records is not None:
+            stats.declared_records = max(stats.declared_records or 0, rows.declared_records)
         table = build_page(rows, contract, registry, raw, stats)
         stats.rows += table.num_rows
         yield from table.to_batches()

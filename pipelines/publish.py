@@ -26,10 +26,11 @@ from typing import Any
 import duckdb
 
 from pipelines.codelists import ref_table_statements
-from pipelines.contracts import Contract, Registry, duckdb_ddl, quote_identifier, quote_literal
+from pipelines.contracts import Contract, Registry, duckdb_ddl
 from pipelines.land import open_landed
 from pipelines.layout import Layout
-from pipelines.runs import CONVERSIONS_DDL, DRIFT_DDL, RUNS_DDL, RunRecord
+from pipelines.runs import CONVERSIONS_DDL, DRIFT_DDL, RUNS_DDL, RUNS_MIGRATIONS, RunRecord
+from pipelines.sql import literal_list, quote_identifier, quote_literal
 from pipelines.stage import StagedBatch
 from pipelines.versions import (
     LOCK_TIMEOUT_S,
@@ -59,6 +60,7 @@ META_DDL = [
     "CREATE SCHEMA IF NOT EXISTS curated",
     "CREATE SCHEMA IF NOT EXISTS meta",
     RUNS_DDL,
+    *RUNS_MIGRATIONS,
     DRIFT_DDL,
     CONVERSIONS_DDL,
     """
@@ -130,6 +132,13 @@ META_DDL = [
 
 class PublishError(RuntimeError):
     """The curated database could not be changed; the published version is untouched."""
+
+
+class PublishBlocked(PublishError):
+    """The audit before publishing refused the change (too many rows removed, or a partial batch
+    the contract refuses); nothing published, the message gives the numbers."""
+
+    run_status = "blocked"
 
 
 @dataclass(frozen=True)
@@ -295,8 +304,13 @@ def _record_files(
         )
 
 
-def _record_lineage(con: duckdb.DuckDBPyConnection, contract: Contract, run: RunRecord, version: int) -> None:
-    """Which run now holds each partition of the table, and the table version's lineage rows."""
+def _record_lineage(
+    con: duckdb.DuckDBPyConnection, contract: Contract, run: RunRecord, version: int, merged: bool = False
+) -> None:
+    """Which runs now hold each partition of the table, and the table version's lineage rows.
+
+    A replacing batch becomes the only run of its partitions; a merged one joins the runs there.
+    """
     table_name = f"curated.{contract.dataset}"
     if contract.publish.mode == "replace_partitions":
         key = (
@@ -304,24 +318,109 @@ def _record_lineage(con: duckdb.DuckDBPyConnection, contract: Contract, run: Run
             + ", ".join(quote_identifier(k) for k in contract.publish.partition_by)
             + "))::VARCHAR"
         )
+        batch_keys = f"SELECT {key} FROM {BATCH_PARTITIONS}"
+    else:
+        batch_keys = "SELECT '*'"
+    if merged:
         con.execute(
-            f"DELETE FROM meta.partition_runs WHERE table_name = ? AND partition_key IN "
-            f"(SELECT {key} FROM {BATCH_PARTITIONS})",
-            [table_name],
-        )
-        con.execute(
-            f"INSERT INTO meta.partition_runs SELECT ?, {key}, ? FROM {BATCH_PARTITIONS}",
+            f"DELETE FROM meta.partition_runs WHERE table_name = ? AND run_id = ? AND partition_key IN ({batch_keys})",
             [table_name, run.run_id],
         )
     else:
-        con.execute("DELETE FROM meta.partition_runs WHERE table_name = ?", [table_name])
-        con.execute("INSERT INTO meta.partition_runs VALUES (?, '*', ?)", [table_name, run.run_id])
+        con.execute(
+            f"DELETE FROM meta.partition_runs WHERE table_name = ? AND partition_key IN ({batch_keys})",
+            [table_name],
+        )
+    con.execute(
+        f"INSERT INTO meta.partition_runs SELECT ?, k, ? FROM ({batch_keys}) AS batch(k)",
+        [table_name, run.run_id],
+    )
     con.execute(
         "INSERT INTO meta.lineage SELECT ?, ?, f.run_id, f.kind, f.path, f.sha256, f.url, f.fetched_at "
         "FROM meta.run_files f WHERE f.dataset = ? AND f.run_id IN "
         "(SELECT DISTINCT run_id FROM meta.partition_runs WHERE table_name = ?)",
         [version, table_name, contract.dataset, table_name],
     )
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,)
+    return int(rows)
+
+
+def _refuse_uncovered(
+    con: duckdb.DuckDBPyConnection, contract: Contract, table: str, files: str, coverage_note: str | None
+) -> None:
+    """Refuse a partial batch when published rows of the partitions it touches are missing from it,
+    naming each such partition, how many rows it lacks there and the first of them."""
+    key = ", ".join(quote_identifier(k) for k in contract.primary_key)
+    partition = contract.publish.partition_by if contract.publish.mode == "replace_partitions" else []
+    by = ", ".join(quote_identifier(k) for k in partition)
+    scope = f"WHERE ({by}) IN (SELECT {by} FROM read_parquet({files}))" if partition else ""
+    group = (
+        f"to_json(struct_pack({', '.join(f'{quote_identifier(k)} := {quote_identifier(k)}' for k in partition)}))::VARCHAR"
+        if partition
+        else "'the whole table'"
+    )
+    first_key = f"to_json(struct_pack({', '.join(f'{quote_identifier(k)} := {quote_identifier(k)}' for k in contract.primary_key)}))::VARCHAR"
+    missing = con.execute(
+        f"SELECT {group} AS part, count(*), min({first_key}) FROM "
+        f"(SELECT * FROM {table} {scope}) AS t WHERE ({key}) NOT IN (SELECT {key} FROM read_parquet({files})) "
+        "GROUP BY part ORDER BY part"
+    ).fetchall()
+    if missing:
+        total = sum(int(count) for _, count, _ in missing)
+        shown = "; ".join(f"{part}: {count:,} row(s), e.g. {example}" for part, count, example in missing[:5])
+        more = f" and {len(missing) - 5} more partition(s)" if len(missing) > 5 else ""
+        raise PublishBlocked(
+            f"{contract.dataset}: a partial batch ({coverage_note or 'partial'}) lacks {total:,} published "
+            f"row(s) of the partitions it would replace: {shown}{more}; nothing published "
+            "(the contract's publish.partial is refuse)"
+        )
+
+
+def _uncarried_fields(run: RunRecord) -> set[str]:
+    """Fields the batch did not carry (a column its format lacks, left null): a merge keeps their
+    published values. A field derived from an older one (action ``derived``) is carried."""
+    return {
+        e["field"] for e in run.drift if e["kind"] == "missing_field" and e["action"] in ("allowed", "warned")
+    }
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection, contract: Contract, table: str, files: str, uncarried: set[str]
+) -> int:
+    """Merge a partial batch by primary key: its rows replace the published rows with the same key,
+    field by field for the fields it carries; rows it does not hold, and what it does not carry,
+    stay as published. Returns the batch's rows."""
+    batch = "temp.scdx_merge_batch"
+    con.execute(f"CREATE TEMP TABLE {batch} AS SELECT * FROM read_parquet({files})")
+    matches = " AND ".join(f"t.{quote_identifier(k)} = b.{quote_identifier(k)}" for k in contract.primary_key)
+    carried = [n for n in contract.field_names if n not in contract.primary_key and n not in uncarried]
+    if carried:
+        assignments = ", ".join(f"{quote_identifier(n)} = b.{quote_identifier(n)}" for n in carried)
+        con.execute(f"UPDATE {table} AS t SET {assignments} FROM {batch} AS b WHERE {matches}")
+    columns = ", ".join(quote_identifier(n) for n in contract.field_names)
+    con.execute(
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {batch} AS b "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {matches})"
+    )
+    (rows,) = con.execute(f"SELECT count(*) FROM {batch}").fetchone() or (0,)
+    con.execute(f"DROP TABLE {batch}")
+    return int(rows)
+
+
+def _audit_shrink(contract: Contract, table: str, before: int, after: int, allow_shrink: bool) -> None:
+    """Block a publish that would remove more than the contract's max_shrink_pct of the table's rows."""
+    if before == 0 or after >= before:
+        return
+    removed_pct = 100.0 * (before - after) / before
+    if removed_pct > contract.publish.max_shrink_pct and not allow_shrink:
+        raise PublishBlocked(
+            f"{contract.dataset}: publishing would shrink {table} from {before:,} to {after:,} rows "
+            f"(-{before - after:,}, {removed_pct:.1f} % > max_shrink_pct {contract.publish.max_shrink_pct:g} %); "
+            "nothing published. If the agency really removed those rows, re-run with --allow-shrink."
+        )
 
 
 def publish(
@@ -331,12 +430,19 @@ def publish(
     layout: Layout,
     run: RunRecord,
     keep_versions: int = 10,
+    allow_shrink: bool = False,
 ) -> PublishResult:
-    """Replace the run's partitions (or the whole table) of ``curated.<dataset>`` in its tier."""
+    """Change ``curated.<dataset>`` in its tier by the batch, audited before it is swapped in.
+
+    A complete batch replaces its partitions (or the whole table); a partial one (``run.coverage``)
+    is merged by primary key or refused, as the contract's ``publish.partial`` says. A change that
+    removes more than ``publish.max_shrink_pct`` of the rows is blocked unless ``allow_shrink``.
+    """
     table = f"curated.{quote_identifier(contract.dataset)}"
-    files = "[" + ", ".join(quote_literal(str(p)) for p in staged.files) + "]"
+    files = literal_list(str(p) for p in staged.files)
     columns = ", ".join(quote_identifier(n) for n in contract.field_names)
     published_rows = 0
+    merge = run.coverage == "partial" and contract.publish.partial == "merge"
 
     def change(con: duckdb.DuckDBPyConnection, version: int) -> list[str]:
         nonlocal published_rows
@@ -355,29 +461,43 @@ def publish(
                 f"{contract.dataset}: {table} has columns {actual}, contract v{contract.version} says {expected}; "
                 "a schema change needs a migration"
             )
-        if contract.publish.mode == "replace_partitions":
-            keys = ", ".join(quote_identifier(k) for k in contract.publish.partition_by)
-            # The batch's partitions, read once: the table's delete and the lineage both use them.
+        before = _count(con, table)
+        if run.coverage == "partial" and not merge:
+            _refuse_uncovered(con, contract, table, files, run.coverage_note)
+        partition_keys = (
+            contract.publish.partition_by if contract.publish.mode == "replace_partitions" else []
+        )
+        if partition_keys:
+            keys = ", ".join(quote_identifier(k) for k in partition_keys)
+            # The batch's partitions, read once: the table's change and the lineage both use them.
             con.execute(
                 f"CREATE TEMP TABLE {BATCH_PARTITIONS} AS SELECT DISTINCT {keys} FROM read_parquet({files})"
             )
-            con.execute(f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM {BATCH_PARTITIONS})")
+        if merge:
+            published_rows = _merge(con, contract, table, files, _uncarried_fields(run))
         else:
-            con.execute(f"DELETE FROM {table}")
-        # Row order in a table means nothing to SQL; not keeping the files' order lets DuckDB
-        # load them on every thread at once (a third less time at 10M rows).
-        con.execute("SET preserve_insertion_order = false")
-        (published_rows,) = con.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM read_parquet({files})"
-        ).fetchone() or (0,)
-        con.execute("RESET preserve_insertion_order")
+            if partition_keys:
+                keys = ", ".join(quote_identifier(k) for k in partition_keys)
+                con.execute(f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM {BATCH_PARTITIONS})")
+            else:
+                con.execute(f"DELETE FROM {table}")
+            # Row order in a table means nothing to SQL; not keeping the files' order lets DuckDB
+            # load them on every thread at once (a third less time at 10M rows).
+            con.execute("SET preserve_insertion_order = false")
+            (published_rows,) = con.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM read_parquet({files})"
+            ).fetchone() or (0,)
+            con.execute("RESET preserve_insertion_order")
+        after = _count(con, table)
+        run.table_rows_before, run.table_rows_after = before, after
+        _audit_shrink(contract, table, before, after, allow_shrink)
         run.rows_published = int(published_rows)
         run.publish_version = version
         run.finish("published")
         _insert_run(con, run)
         _record_contract(con, contract, registry.contract_sha256(contract.dataset))
         _record_files(con, run, staged, layout)
-        _record_lineage(con, contract, run, version)
+        _record_lineage(con, contract, run, version, merged=merge)
         return [run.run_id]
 
     version, path = _new_version(layout, tier_of(contract), keep_versions, "data", change)

@@ -22,6 +22,7 @@ from pipelines.ahead import read_ahead
 from pipelines.contracts import Contract, Registry
 from pipelines.extract import extract
 from pipelines.faults import crash_point
+from pipelines.formats import refusal, sniff
 from pipelines.land import FailedAttempts, LandedBatch, LandError, land, land_file, open_landed
 from pipelines.layout import Layout, new_run_id
 from pipelines.locks import file_lock
@@ -37,12 +38,13 @@ from pipelines.quarantine import QuarantinedError, quarantine_batch, quarantine_
 from pipelines.redact import redact_text, resolve_api_key
 from pipelines.runs import NOTHING_TO_PUBLISH, RunRecord
 from pipelines.settings import Settings
-from pipelines.sources import DriftEvent, DriftRejected
+from pipelines.sources import DriftEvent, DriftRejected, FormatRefused, source_module
 from pipelines.stage import StagedBatch
 from pipelines.versions import prepare_copy
 from pipelines.window import Window, incremental_window
 
 if TYPE_CHECKING:
+    from pipelines.normalize import NormalizeStats
     from pipelines.validate import ValidationReport
 
 log = logging.getLogger("scdx.refresh")
@@ -139,7 +141,9 @@ def _failure_recorded(
     except Exception as exc:
         if unless is not None and isinstance(exc, unless):
             raise
-        run.finish("failed", error=redact_text(f"{type(exc).__name__}: {exc}"))
+        # An audit that refused the publish says so (blocked); anything else failed the run.
+        status = getattr(exc, "run_status", "failed")
+        run.finish(status, error=redact_text(f"{type(exc).__name__}: {exc}"))
         try:
             record_run(run, contract, registry, Layout(settings.data_dir), settings.keep_versions)
         except Exception as record_error:
@@ -212,9 +216,22 @@ def step_extract_land(
 def step_land_file(
     run: RunRecord, contract: Contract, registry: Registry, settings: Settings, path: Path
 ) -> LandedBatch:
-    """Land a file a user downloaded by hand, in place of fetching (scdx ingest-file)."""
+    """Land a file a user downloaded by hand, in place of fetching (scdx ingest-file).
+
+    The file must be one of the formats its source reads (pipelines.formats), else it is refused
+    before anything lands. A file in hand is a partial batch: nothing says it holds every row of
+    what it touches, so publishing merges it (or refuses it, as the contract says).
+    """
     with _failure_recorded(run, contract, registry, settings):
-        landed = land_file(path, contract.dataset, run.run_id, Layout(settings.data_dir))
+        formats = source_module(contract.source.module).FORMATS
+        kind = sniff(path, whole=True)
+        why = refusal(formats, kind)
+        if why is not None:
+            raise FormatRefused(contract.dataset, path, why)
+        landed = land_file(
+            path, contract.dataset, run.run_id, Layout(settings.data_dir), encoding=kind.encoding
+        )
+    run.coverage, run.coverage_note = "partial", f"file in hand {path.name}"
     run.raw_files = len(landed.pages)
     run.raw_bytes = landed.total_bytes
     run.raw_sha256 = landed.sha256s
@@ -295,8 +312,14 @@ def step_normalize_stage(
     try:
         with _failure_recorded(run, contract, registry, settings, unless=DriftRejected):
             staged = stage(
-                normalize(landed, contract, registry, stats), contract, registry, run.run_id, layout, restage
+                normalize(landed, contract, registry, stats, scratch_dir=layout.work_dir),
+                contract,
+                registry,
+                run.run_id,
+                layout,
+                restage,
             )
+            _judge_declared_count(run, contract, stats)
     except DriftRejected as rejected:
         run.drift = [*stats.drift_dicts(), asdict(rejected.event)]
         error = quarantine_drift(contract.dataset, run.run_id, str(rejected), run.drift, layout)
@@ -316,6 +339,26 @@ def step_normalize_stage(
     return staged
 
 
+class ShortBatch(RuntimeError):
+    """The responses hold fewer records than the agency says the request has, and the contract
+    refuses such a batch (publish.short_batch: refuse)."""
+
+
+def _judge_declared_count(run: RunRecord, contract: Contract, stats: NormalizeStats) -> None:
+    """A batch short of the agency's declared count is refused or marked partial (the contract says)."""
+    declared = stats.declared_records
+    if declared is None or stats.source_rows >= declared:
+        return
+    note = f"{stats.source_rows:,} of the {declared:,} records the agency declares"
+    if contract.publish.short_batch == "refuse":
+        raise ShortBatch(
+            f"{contract.dataset}: the responses hold {note}; a short batch cannot replace what is "
+            "published (contract publish.short_batch: refuse), nothing published"
+        )
+    run.coverage, run.coverage_note = "partial", note
+    run.warnings.append(f"partial batch: {note}; merged by primary key, nothing removed")
+
+
 def step_validate(
     run: RunRecord, staged: StagedBatch, contract: Contract, registry: Registry, settings: Settings
 ) -> ValidationReport:
@@ -330,7 +373,7 @@ def step_validate(
     with _failure_recorded(run, contract, registry, settings):
         report = validate(staged, contract, registry, layout)
     run.validation = report.outcome
-    run.warnings = [c.describe() for c in report.warnings]
+    run.warnings = [*run.warnings, *(c.describe() for c in report.warnings)]
     for check in report.checks:
         if check.drift_kind and not check.success:
             action = "rejected" if check.severity == "blocking" else "warned"
@@ -359,11 +402,19 @@ def _finish_quarantined(
 
 
 def step_publish(
-    run: RunRecord, staged: StagedBatch, contract: Contract, registry: Registry, settings: Settings
+    run: RunRecord,
+    staged: StagedBatch,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    allow_shrink: bool = False,
 ) -> PublishResult:
-    """Publish the validated batch into a new version of the curated database."""
+    """Publish the validated batch into a new version of the curated database (audited first:
+    ``allow_shrink`` lets it remove more rows than the contract's max_shrink_pct)."""
     with _failure_recorded(run, contract, registry, settings):
-        return publish(staged, contract, registry, Layout(settings.data_dir), run, settings.keep_versions)
+        return publish(
+            staged, contract, registry, Layout(settings.data_dir), run, settings.keep_versions, allow_shrink
+        )
 
 
 def refresh_dataset(
@@ -375,11 +426,13 @@ def refresh_dataset(
     as_of: date | None = None,
     run: RunRecord | None = None,
     force: bool = False,
+    allow_shrink: bool = False,
 ) -> RunRecord:
     """The whole refresh of one dataset; returns its run record or raises (run recorded either way).
 
     Pass ``run`` (from :func:`start_run`) to keep hold of the record when the refresh raises.
-    ``force``: normalize and publish even when the upstream bytes are unchanged.
+    ``force``: normalize and publish even when the upstream bytes are unchanged. ``allow_shrink``:
+    publish even when it removes more rows than the contract's max_shrink_pct.
     """
     run = run or start_run(contract)
     with dataset_guard(contract, settings):
@@ -392,7 +445,7 @@ def refresh_dataset(
         if run.status in NOTHING_TO_PUBLISH:
             return run
         step_validate(run, staged, contract, registry, settings)
-        step_publish(run, staged, contract, registry, settings)
+        step_publish(run, staged, contract, registry, settings, allow_shrink)
     log.info(
         "%s run %s: published %d rows (version %s)",
         contract.dataset,
@@ -404,7 +457,12 @@ def refresh_dataset(
 
 
 def ingest_file(
-    contract: Contract, registry: Registry, settings: Settings, path: Path, run: RunRecord | None = None
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    path: Path,
+    run: RunRecord | None = None,
+    allow_shrink: bool = False,
 ) -> RunRecord:
     """The same land -> normalize -> stage -> validate -> publish path, for a file in hand."""
     run = run or start_run(contract)
@@ -415,7 +473,7 @@ def ingest_file(
         if run.status in NOTHING_TO_PUBLISH:
             return run
         step_validate(run, staged, contract, registry, settings)
-        step_publish(run, staged, contract, registry, settings)
+        step_publish(run, staged, contract, registry, settings, allow_shrink)
     return run
 
 

@@ -10,7 +10,9 @@ from typing import Any
 # released); nothing is validated or published, and the freshness check decides if that is late.
 # unchanged: the agency sent exactly the bytes the latest published run landed (same window, same
 # contract), so normalizing and publishing again would change nothing; nothing is published.
-RUN_STATUSES = ("running", "published", "quarantined", "failed", "no_data", "unchanged")
+# blocked: publishing would have removed more of a table than the contract allows (max_shrink_pct),
+# or a partial batch the contract refuses; nothing published, the message gives the numbers.
+RUN_STATUSES = ("running", "published", "quarantined", "blocked", "failed", "no_data", "unchanged")
 NOTHING_TO_PUBLISH = ("no_data", "unchanged")
 DETAIL_LISTS = ("drift", "unit_conversions")
 
@@ -39,6 +41,14 @@ class RunRecord:
     error: str | None = None
     quarantine_path: str | None = None
     publish_version: int | None = None
+    # complete: the batch holds every row of what it replaces (the contract's own requests);
+    # partial: it may not (a file in hand, fewer records than the agency declares), so publishing
+    # merges it by primary key or refuses it (the contract's publish.partial). coverage_note says why.
+    coverage: str = "complete"
+    coverage_note: str | None = None
+    # Rows of the curated table before and after this run's publish (the write-audit-publish check).
+    table_rows_before: int | None = None
+    table_rows_after: int | None = None
     # Kept in their own tables (meta.schema_drift, meta.unit_conversions), not in meta.runs.
     drift: list[dict[str, Any]] = field(default_factory=list)
     unit_conversions: list[dict[str, Any]] = field(default_factory=list)
@@ -115,9 +125,21 @@ CREATE TABLE IF NOT EXISTS meta.runs (
     warnings VARCHAR[],
     error VARCHAR,
     quarantine_path VARCHAR,
-    publish_version INTEGER
+    publish_version INTEGER,
+    coverage VARCHAR,
+    coverage_note VARCHAR,
+    table_rows_before BIGINT,
+    table_rows_after BIGINT
 )
 """
+
+# Columns added to meta.runs after its first release, for databases published before them.
+RUNS_MIGRATIONS = [
+    "ALTER TABLE meta.runs ADD COLUMN IF NOT EXISTS coverage VARCHAR",
+    "ALTER TABLE meta.runs ADD COLUMN IF NOT EXISTS coverage_note VARCHAR",
+    "ALTER TABLE meta.runs ADD COLUMN IF NOT EXISTS table_rows_before BIGINT",
+    "ALTER TABLE meta.runs ADD COLUMN IF NOT EXISTS table_rows_after BIGINT",
+]
 
 DRIFT_DDL = """
 CREATE TABLE IF NOT EXISTS meta.schema_drift (

@@ -32,15 +32,20 @@ from pipelines.contracts import (
     Registry,
     arrow_schema,
     check_specs,
-    quote_identifier,
 )
 from pipelines.layout import Layout
 from pipelines.settings import duckdb_config
+from pipelines.sql import literal_list, quote_identifier
 from pipelines.stage import StagedBatch
 
 log = logging.getLogger("scdx.validate")
 
 SAMPLE_SIZE = 10
+
+
+class CheckCannotRun(RuntimeError):
+    """A check of the suite could not run (bad SQL, a missing column): the run fails, whatever the
+    check's severity, and nothing is published; the message names the check and DuckDB's error."""
 
 
 @dataclass(frozen=True)
@@ -218,12 +223,25 @@ def _expectations(specs: Sequence[CheckSpec], contract: Contract) -> list[Any]:
     return out
 
 
+def _exception_message(exception_info: Any) -> str | None:
+    """The error GX caught while running a check, if any.
+
+    GX reports it either at the top level (``raised_exception``) or, when a metric's query failed,
+    under each failed metric's id; both shapes mean the check could not run.
+    """
+    if not isinstance(exception_info, dict):
+        return None
+    candidates = [exception_info, *(v for v in exception_info.values() if isinstance(v, dict))]
+    for info in candidates:
+        if info.get("raised_exception") or info.get("exception_message"):
+            message = str(info.get("exception_message") or "").strip()
+            return (message or "GX raised an exception without a message")[:500]
+    return None
+
+
 def _result_of(spec: CheckSpec, gx_result: Any) -> CheckResult:
     result = gx_result.result or {}
-    exception = gx_result.exception_info or {}
-    error = None
-    if exception.get("raised_exception"):
-        error = str(exception.get("exception_message"))[:500]
+    error = _exception_message(gx_result.exception_info)
     sample = result.get("partial_unexpected_list") or []
     if not sample and result.get("details", {}).get("unexpected_rows"):
         sample = result["details"]["unexpected_rows"]
@@ -330,7 +348,10 @@ def warm_up() -> None:
 
 
 def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout: Layout) -> ValidationReport:
-    """Run every check of the contract on a staged batch; write the reports; never raise on failure."""
+    """Run every check of the contract on a staged batch and write the reports.
+
+    A failed check is a result, not an error; a check that could not run raises CheckCannotRun.
+    """
     _import_gx()
     import great_expectations as gx
 
@@ -343,10 +364,10 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
     layout.work_dir.mkdir(parents=True, exist_ok=True)
     view_db = layout.work_dir / f"validate-{contract.dataset}-{staged.run_id}.duckdb"
     view_db.unlink(missing_ok=True)
-    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in staged.files)
+    files = literal_list(str(p) for p in staged.files)
     with duckdb.connect(str(view_db), config=duckdb_config()) as con:
         con.execute(
-            f"CREATE VIEW {quote_identifier(contract.dataset)} AS SELECT * FROM read_parquet([{files}])"
+            f"CREATE VIEW {quote_identifier(contract.dataset)} AS SELECT * FROM read_parquet({files})"
         )
 
     results = [_schema_check(staged, contract, registry)]
@@ -405,5 +426,13 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
         validated_at=datetime.now(UTC).isoformat(),
     )
     report.report_path.write_text(json.dumps(report.to_json(), indent=2, default=str))
+    broken = [c for c in report.checks if c.error]
+    if broken:
+        # A check that could not run says nothing about the data: never a pass, never a warning.
+        raise CheckCannotRun(
+            f"{contract.dataset}: {len(broken)} check(s) could not run, nothing published "
+            f"(report {report.report_path}): "
+            + "; ".join(f"{c.check} [{c.description}] ({c.severity}): {c.error}" for c in broken)
+        )
     log.info("%s run %s: validation %s", contract.dataset, staged.run_id, report.outcome)
     return report

@@ -321,6 +321,8 @@ def test_afdc_ingest_file_publishes_the_downloaded_json_and_records_its_name_and
     monkeypatch.delenv("SCDX_NREL_API_KEY", raising=False)
     run = ingest_file(afdc, registry, settings, RECORDED)
     assert run.status == "published" and run.rows_published == 10
+    # The saved search holds 10 of its 92 stations: a partial list, merged, never the whole one.
+    assert run.coverage == "partial" and "10 of the 92 records" in (run.coverage_note or "")
     (manifest_path,) = layout.raw_dir(afdc.dataset, run.run_id).glob("*.manifest.json")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["source"] == "file" and manifest["file_name"] == RECORDED.name

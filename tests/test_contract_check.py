@@ -53,6 +53,16 @@ def _edit(repo: Path, change: Callable[[dict[str, Any]], None], version: str | N
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+def _bumped(part: str) -> str:
+    """The contract's committed version with its ``minor`` or ``major`` part raised (or ``lower``ed)."""
+    major, minor, _ = (int(n) for n in yaml.safe_load((SCHEMAS / CONTRACT).read_text())["version"].split("."))
+    if part == "minor":
+        return f"{major}.{minor + 1}.0"
+    if part == "major":
+        return f"{major + 1}.0.0"
+    return f"{major - 1}.9.0" if major else "0.0.1"
+
+
 def _field(raw: dict[str, Any], name: str) -> dict[str, Any]:
     found: dict[str, Any] = next(f for f in raw["fields"] if f["name"] == name)
     return found
@@ -92,7 +102,7 @@ BREAKING = [
 def test_breaking_change_without_a_major_bump_fails_naming_contract_field_and_rule(
     repo: Path, rule: str, field: str | None, change: Callable[[dict[str, Any]], None]
 ) -> None:
-    _edit(repo, change, version="1.2.0")
+    _edit(repo, change, version=_bumped("minor"))
     problems = check(repo / "schemas", "HEAD")
     assert [(p.contract, p.field, p.rule) for p in problems if p.rule == rule] == [
         ("census_trade_imports", field, rule)
@@ -104,7 +114,7 @@ def test_breaking_change_without_a_major_bump_fails_naming_contract_field_and_ru
 def test_the_same_change_with_a_major_bump_passes(
     repo: Path, rule: str, field: str | None, change: Callable[[dict[str, Any]], None]
 ) -> None:
-    _edit(repo, change, version="2.0.0")
+    _edit(repo, change, version=_bumped("major"))
     assert check(repo / "schemas", "HEAD") == []
 
 
@@ -133,7 +143,7 @@ def test_adding_a_nullable_field_is_not_breaking(repo: Path) -> None:
 
 
 def test_removing_a_contract_and_lowering_a_version_are_refused(repo: Path) -> None:
-    _edit(repo, lambda raw: None, version="0.9.0")
+    _edit(repo, lambda raw: None, version=_bumped("lower"))
     assert [p.rule for p in check(repo / "schemas", "HEAD")] == ["version-decreased"]
     (repo / "schemas" / CONTRACT).unlink()
     assert [p.rule for p in check(repo / "schemas", "HEAD")] == ["contract-removed"]

@@ -63,7 +63,12 @@ def test_checks_are_compiled_from_key_types_and_listed_expectations(
         f"(SELECT hash({key}) FROM {{batch}} GROUP BY 1 HAVING count(*) > 1) "
         f"GROUP BY {key} HAVING count(*) > 1"
     )
-    assert specs[("ExpectColumnValuesToMatchRegex", "hs_code")].kwargs["regex"] == "^[0-9]{4}$"
+    assert specs[("ExpectColumnValuesToMatchRegex", "hs_code")].kwargs["regex"] == (
+        "^([0-9]{2}|[0-9]{4}|[0-9]{6}|[0-9]{10})$"
+    )
+    # Headings (the API's HS4) must be the basket's; chapters from a report are checked by pattern.
+    basket = specs[("ExpectColumnValuesToBeInSet", "hs_code")]
+    assert basket.row_condition == {"hs_level": "HS4"} and "8507" in basket.kwargs["value_set"]
     assert specs[("ExpectColumnValuesToMatchRegex", "country_code")].severity == "blocking"
     assert specs[("ExpectColumnValuesToBeBetween", "general_value_usd")].kwargs["min_value"] == 0
     assert specs[("ExpectColumnValuesToBeInSet", "partner_kind")].kwargs["value_set"] == [

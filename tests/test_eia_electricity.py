@@ -21,7 +21,7 @@ from pipelines.normalize import NormalizeError, NormalizeStats, build_page
 from pipelines.paging import PageContext
 from pipelines.publish import open_public
 from pipelines.redact import resolve_api_key
-from pipelines.refresh import ingest_file, refresh_dataset, start_run
+from pipelines.refresh import ShortBatch, ingest_file, refresh_dataset, start_run
 from pipelines.replay.eia import render
 from pipelines.replay.server import Fault, ReplayServer
 from pipelines.settings import Settings
@@ -280,16 +280,20 @@ def test_eia_refresh_pages_with_offset_and_length_until_the_total_and_publishes_
         ).fetchone() == (188961.0,)  # Rawhide, the first record of the recorded response
 
 
-def test_eia_real_response_served_whole_lands_byte_for_byte_and_paging_continues_past_its_warning(
+def test_eia_real_response_served_whole_lands_byte_for_byte_pages_on_and_a_short_batch_is_refused(
     eia: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
 ) -> None:
     # The first answer is the recorded response itself (5000 rows, total "10426", the warning).
     replay.faults.add(Fault(path=ROUTE, mode="wrong_shape", body=RECORDED.read_text()))
-    run = refresh_dataset(eia, registry, settings, replay.url, window=YEAR_2022)
+    run = start_run(eia)
+    with pytest.raises(ShortBatch, match="5,000 of the 10,426 records the agency declares"):
+        refresh_dataset(eia, registry, settings, replay.url, window=YEAR_2022, run=run)
+    # Paging went on past the warning; the replay holds no more, so the batch stays short of the
+    # agency's total and the contract (publish.short_batch: refuse) refuses it: nothing published.
     assert [dict(r.query)["offset"] for r in replay.requests] == ["0", "5000"]
     first = layout.raw_dir(eia.dataset, run.run_id) / "00001-offset-000000000.json"
     assert hashlib.sha256(first.read_bytes()).hexdigest() == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
-    assert run.status == "published" and run.rows_published == RECORDED_ROWS
+    assert run.status == "failed" and run.rows_published == 0
 
 
 def test_eia_second_refresh_with_unchanged_upstream_publishes_identical_rows(
@@ -349,14 +353,23 @@ def test_eia_key_is_required_live_but_not_by_the_offline_replay(
 
 
 def test_eia_ingest_file_of_a_hand_downloaded_response_records_its_name_and_sha256(
-    eia: Contract, registry: Registry, settings: Settings, layout: Layout
+    eia: Contract, registry: Registry, settings: Settings, layout: Layout, tmp_path: Path
 ) -> None:
-    run = ingest_file(eia, registry, settings, RECORDED)
-    assert run.status == "published" and run.rows_published == RECORDED_ROWS
-    (manifest_path,) = layout.raw_dir(eia.dataset, run.run_id).glob("*.manifest.json")
+    # The saved first page of a 10,426-record query is short of its total: refused, but landed.
+    short = start_run(eia)
+    with pytest.raises(ShortBatch):
+        ingest_file(eia, registry, settings, RECORDED, run=short)
+    (manifest_path,) = layout.raw_dir(eia.dataset, short.run_id).glob("*.manifest.json")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["source"] == "file" and manifest["file_name"] == RECORDED.name
     assert manifest["sha256"] == hashlib.sha256(RECORDED.read_bytes()).hexdigest()
+    # The same download saved as a whole answer (the query's records all in one response).
+    document = json.loads(RECORDED.read_bytes())
+    document["response"]["total"] = str(len(document["response"]["data"]))
+    whole = tmp_path / "eia_co_2022_whole.json"
+    whole.write_text(json.dumps(document))
+    run = ingest_file(eia, registry, settings, whole)
+    assert run.status == "published" and run.rows_published == RECORDED_ROWS
     with open_public(layout) as con:
         assert con.execute(
             "SELECT gross_generation_mwh FROM curated.eia_electricity WHERE plant_code = '470' "

@@ -235,8 +235,8 @@ def test_missing_nullable_field_under_warn_becomes_null_but_a_required_one_is_re
     assert [(e.field, e.kind, e.action) for e in stats.drift.values()] == [
         ("hs_description", "missing_field", "warned")
     ]
-    required_missing = _census_rows(CON_VAL_MO=None)
-    with pytest.raises(DriftRejected, match="field 'consumption_value_usd': missing_field"):
+    required_missing = _census_rows(GEN_VAL_MO=None)
+    with pytest.raises(DriftRejected, match="field 'general_value_usd': missing_field"):
         build_page(required_missing, lenient, registry, _page(required_missing), NormalizeStats())
 
 

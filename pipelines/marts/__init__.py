@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from pipelines.contracts import IDENTIFIER, quote_identifier, quote_literal
 from pipelines.layout import Layout
+from pipelines.sql import IDENTIFIER, quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     import duckdb

@@ -50,6 +50,10 @@ class NormalizeError(ValueError):
         self.dataset, self.path, self.row, self.field = dataset, str(path), row, field
 
 
+class FormatRefused(NormalizeError):
+    """A file or response that is not what its source reads (binary, empty, JSON for CSV ...)."""
+
+
 @dataclass(frozen=True)
 class DriftEvent:
     """The source differs from the contract: a field is new, missing or retyped, or a code is new."""
@@ -112,9 +116,22 @@ class SourceRows:
     units: dict[str, str] = field(default_factory=dict)
     # Row number, as a person reading the file counts, of the first data row (header is row 1).
     first_row: int = 2
+    # Source columns this format never carries, with why (a USA Trade Online report has one
+    # measure): null where the field is nullable, recorded as drift; not the unexpected absence
+    # the contract's missing_field policy judges.
+    absent: Mapping[str, str] = field(default_factory=dict)
+    # How many records the agency says the whole request holds (AFDC total_results, EIA total),
+    # when the response says so: a batch holding fewer is short (the contract's publish.short_batch).
+    declared_records: int | None = None
+    # Drift the source met while reading the page (a field derived from an older one, partner
+    # names in no list); normalize records each like its own.
+    drift: tuple[DriftEvent, ...] = ()
 
 
 class SourceModule(Protocol):
+    # The formats of pipelines.formats a response or file of this source can be ("json", "csv", "zip").
+    FORMATS: tuple[str, ...]
+
     def fetch_pages(self, ctx: PageContext) -> Iterator[FetchedPage]: ...
 
     def parse_page(self, page: RawPage, contract: Contract, registry: Registry) -> SourceRows | None: ...
@@ -132,6 +149,7 @@ def source_module(name: str) -> SourceModule:
 __all__ = [
     "DriftEvent",
     "DriftRejected",
+    "FormatRefused",
     "NormalizeError",
     "RawPage",
     "SourceModule",

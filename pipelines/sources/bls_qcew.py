@@ -32,6 +32,9 @@ from pipelines.http import FetchedPage
 from pipelines.paging import PageContext, param_values, per_quarter, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
 
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("csv",)
+
 # What a QCEW file is answered with (BLS's CSV slices); a 404 is a quarter not released yet.
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
 NOT_RELEASED = (404,)

@@ -38,6 +38,9 @@ from pipelines.paging import PageContext, offset_pages, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
 from pipelines.window import Window, add_months
 
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("csv", "json")
+
 JSON_TYPES = ("application/json",)
 BATCH_BYTES = 16 << 20  # CSV read block: one batch holds about 150,000 rows of the export
 # Older exports called the point column Location; the API and today's export call it point/Point.

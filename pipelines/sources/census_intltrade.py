@@ -15,6 +15,8 @@ Quirks handled here and nowhere else:
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -27,9 +29,14 @@ from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage, PageRequest
 from pipelines.paging import PageContext, per_month, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
+from pipelines.sources.census_usatradeonline import is_report, report_batches
+from pipelines.sql import quote_literal
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("json", "csv")
 
 TOTAL_CODE = "-"
 
@@ -81,10 +88,6 @@ _PAD_CODE = (
 _MONTH_DAY = "CASE WHEN length({c}) = 7 THEN {c} || '-01' ELSE {c} END"
 
 
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _first_error_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
@@ -92,13 +95,18 @@ def _first_error_line(exc: Exception) -> str:
 HEADER_PROBE_BYTES = 1 << 16  # a header row of variable names is far shorter than this
 
 
-def _json_header(page: RawPage, contract: Contract) -> list[str]:
+def _opening(page: RawPage) -> str:
+    """The page's first bytes as text (byte-order mark dropped), to tell its layout and read its header."""
+    with page.path.open("rb") as handle:
+        return handle.read(HEADER_PROBE_BYTES).decode("utf-8-sig", errors="replace")
+
+
+def _json_header(page: RawPage, contract: Contract, opening: str) -> list[str]:
     """The header row of an API page (an array of arrays, header first), read from its first bytes.
 
     Parsed in Python from the opening bytes only, so the page itself is read once, by DuckDB.
     """
-    with page.path.open("rb") as handle:
-        opening = handle.read(HEADER_PROBE_BYTES).decode("utf-8", errors="replace").lstrip()
+    opening = opening.lstrip()
     if not opening.startswith("[") or not opening[1:].lstrip().startswith("["):
         raise NormalizeError(
             contract.dataset, page.path, "expected a JSON array of arrays with a header row first"
@@ -114,40 +122,37 @@ def _json_header(page: RawPage, contract: Contract) -> list[str]:
     return header
 
 
-def _json_page(
-    con: duckdb.DuckDBPyConnection, page: RawPage, contract: Contract
-) -> tuple[list[str], str, str]:
+def _json_page(page: RawPage, contract: Contract, opening: str) -> tuple[list[str], str, str]:
     """(header, relation, column expression template) of an API page: an array of arrays, header first.
 
     The relation carries each row's width (``scdx_width``) so rows are checked against the header
     in the same pass that reads them.
     """
-    header = _json_header(page, contract)
-    source = f"read_json({_sql_literal(str(page.path))}, format='array', records=false, columns={{'json': 'VARCHAR[]'}})"
+    header = _json_header(page, contract, opening)
+    source = f"read_json({quote_literal(str(page.path))}, format='array', records=false, columns={{'json': 'VARCHAR[]'}})"
     return header, f"(SELECT json, len(json) AS scdx_width FROM {source} OFFSET 1)", "json[{position}]"
 
 
-def _csv_page(
-    con: duckdb.DuckDBPyConnection, page: RawPage, contract: Contract
-) -> tuple[list[str], str, str]:
-    """(header, relation, column expression template) of a CSV export with the API's variable names."""
+def _csv_page(page: RawPage, contract: Contract, opening: str) -> tuple[list[str], str, str]:
+    """(header, relation, column expression template) of a CSV export with the API's variable names.
+
+    The header is read in Python and the dialect is given, not sniffed: whatever a header cell
+    holds (quotes, semicolons), it is a name, never a reason to read the file another way.
+    """
     try:
-        header_row = next(
-            iter(
-                con.execute(
-                    f"SELECT * FROM read_csv({_sql_literal(str(page.path))}, header=false, all_varchar=true) LIMIT 1"
-                ).fetchall()
-            ),
-            None,
-        )
-    except duckdb.Error as exc:
+        header = next(csv.reader(io.StringIO(opening, newline="")), [])
+    except csv.Error as exc:
         raise NormalizeError(
-            contract.dataset, page.path, f"not a CSV with a header row: {_first_error_line(exc)}"
+            contract.dataset, page.path, f"not a CSV with a header row: {exc}", row=1
         ) from None
-    header = [str(h) for h in (header_row or ())]
+    if not header or not any(h.strip() for h in header):
+        raise NormalizeError(
+            contract.dataset, page.path, "not a CSV with a header row of variable names", row=1
+        )
     names = ", ".join(f"'c{i}'" for i in range(len(header)))
     source = (
-        f"read_csv({_sql_literal(str(page.path))}, header=false, all_varchar=true, skip=1, names=[{names}])"
+        f"read_csv({quote_literal(str(page.path))}, header=false, all_varchar=true, skip=1, "
+        f"delim=',', quote='\"', escape='\"', names=[{names}])"
     )
     return header, source, "c{position_0}"
 
@@ -179,12 +184,19 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
     """
     if page.status == 204 or int(page.manifest.get("bytes", 1)) == 0 or page.path.stat().st_size == 0:
         return
+    opening = _opening(page)
+    if is_report(opening):
+        # A USA Trade Online report downloaded by hand: the second format of these datasets.
+        yield from report_batches(page, contract, registry)
+        return
     media = str(page.manifest.get("content_type") or "").split(";")[0].strip().lower()
     with _cursor() as con:
-        if media in ("text/csv", "application/csv") or page.path.suffix == ".csv":
-            header, relation, template = _csv_page(con, page, contract)
+        # JSON by its opening, or by what the response says it is (an error object, an HTML page
+        # sent as JSON: the JSON reader says why it is not an array of arrays); CSV otherwise.
+        if opening.lstrip()[:1] in ("[", "{") or media.endswith("json"):
+            header, relation, template = _json_page(page, contract, opening)
         else:
-            header, relation, template = _json_page(con, page, contract)
+            header, relation, template = _csv_page(page, contract, opening)
 
         def column(position: int) -> str:
             return template.format(position=position + 1, position_0=position)
@@ -196,6 +208,8 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
                 repeats.append((name, position))
             else:
                 first[name] = position
+        # The agency's variable names stay in Python: each column is selected by its position and
+        # named c<position> in SQL, so no header cell, however written, ever becomes SQL text.
         expressions = []
         month = contract.source.paging.param
         for name, position in first.items():
@@ -204,13 +218,14 @@ def parse_batches(page: RawPage, contract: Contract, registry: Registry) -> Iter
                 expression = _MONTH_DAY.format(c=expression)
             elif name == "CTY_CODE":
                 expression = _PAD_CODE.format(c=expression)
-            expressions.append(f'{expression} AS "{name}"')
+            expressions.append(f"{expression} AS c{position}")
         # Row checks ride along in the one pass: width against the header, and whether each
         # repeated predicate column agrees with its first copy.
-        checks: list[tuple[str, str]] = []
+        # (flag column, the repeated variable's name, or None for the width check)
+        checks: list[tuple[str, str | None]] = []
         if template.startswith("json"):
             expressions.append("scdx_width")
-            checks.append(("scdx_width", "width"))
+            checks.append(("scdx_width", None))
         for index, (name, position) in enumerate(repeats):
             flag = f"scdx_repeat_{index}"
             expressions.append(f"{column(first[name])} IS DISTINCT FROM {column(position)} AS {flag}")
@@ -227,7 +242,7 @@ def _batches(
     contract: Contract,
     header: list[str],
     first: dict[str, int],
-    checks: list[tuple[str, str]],
+    checks: list[tuple[str, str | None]],
 ) -> Iterator[SourceRows]:
     """Run the page's one query in Arrow batches, failing on the first row a check flags."""
     import pyarrow.compute as pc
@@ -237,10 +252,10 @@ def _batches(
         for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
             for flag, name in checks:
                 values = batch.column(flag)
-                bad = pc.not_equal(values, len(header)) if name == "width" else values
+                bad = pc.not_equal(values, len(header)) if name is None else values
                 if pc.any(bad).as_py():
                     at = pc.index(bad, True).as_py()
-                    if name == "width":
+                    if name is None:
                         raise NormalizeError(
                             contract.dataset,
                             page.path,
@@ -254,7 +269,7 @@ def _batches(
                         row=row + at,
                         field=name,
                     )
-            columns = {name: batch.column(name) for name in first}
+            columns = {name: batch.column(f"c{position}") for name, position in first.items()}
             derived = {"partner_kind": partner_kinds(columns["CTY_CODE"])} if "CTY_CODE" in first else {}
             yield SourceRows(columns=columns, source_rows=batch.num_rows, derived=derived, first_row=row)
             row += batch.num_rows

@@ -36,6 +36,10 @@ from pipelines.redact import redact_text
 from pipelines.sources import NormalizeError, RawPage, SourceRows
 from pipelines.window import Window
 
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("json",)
+
+
 UNITS_SUFFIX = "-units"
 INCOMPLETE_RETURN = "incomplete return"
 
@@ -189,7 +193,13 @@ def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceR
         if name == "period":
             values = [_period_value(v, date_format) for v in values]
         columns[snake_case(name)] = values
-    return SourceRows(columns=columns, source_rows=len(data), units=units, first_row=1)
+    return SourceRows(
+        columns=columns,
+        source_rows=len(data),
+        units=units,
+        first_row=1,
+        declared_records=_total(response.get("total")),
+    )
 
 
 def _unit(values: list[str | None], contract: Contract, page: RawPage, column: str) -> str:

@@ -35,6 +35,9 @@ from pipelines.http import FetchedPage
 from pipelines.paging import PageContext
 from pipelines.sources import NormalizeError, RawPage, SourceRows
 
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("zip", "csv")
+
 # Classification columns of the FAF5 layout, in the file's order: they make up a record's flow_id.
 DIMENSIONS = (
     "fr_orig",
@@ -48,6 +51,7 @@ DIMENSIONS = (
     "trade_type",
     "dist_band",
 )
+
 # Codes the CSV writes as plain numbers, and the width their code lists give them.
 PADDED = {"fr_orig": 3, "dms_orig": 3, "dms_dest": 3, "fr_dest": 3, "sctg2": 2}
 # The one measure FAF publishes only for years that have happened.

@@ -30,6 +30,10 @@ from pipelines.http import FetchedPage
 from pipelines.paging import PageContext, offset_pages, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
 
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("json",)
+
+
 JSON_TYPES = ("application/json",)
 STATIONS = "fuel_stations"
 
@@ -70,7 +74,8 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _stations(page: RawPage, contract: Contract) -> list[dict[str, Any]]:
+def _stations(page: RawPage, contract: Contract) -> tuple[list[dict[str, Any]], int | None]:
+    """(the stations of a response, the ``total_results`` it declares for the whole search)."""
     try:
         document = json.loads(page.body)
     except ValueError as exc:
@@ -83,7 +88,12 @@ def _stations(page: RawPage, contract: Contract) -> list[dict[str, Any]]:
     for number, station in enumerate(stations, start=1):
         if not isinstance(station, dict):
             raise NormalizeError(contract.dataset, page.path, "a station is not a JSON object", row=number)
-    return stations
+    total = document.get("total_results")
+    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+        raise NormalizeError(
+            contract.dataset, page.path, f"total_results is {total!r}, not a count", field="total_results"
+        )
+    return stations, total
 
 
 def _list_column(stations: list[dict[str, Any]], name: str, contract: Contract, page: RawPage) -> pa.Array:
@@ -103,7 +113,7 @@ def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceR
 
     Row numbers in errors count stations in ``fuel_stations`` from 1.
     """
-    stations = _stations(page, contract)
+    stations, total = _stations(page, contract)
     if not stations:
         return None
     names: dict[str, None] = {}
@@ -115,4 +125,4 @@ def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceR
             columns[name] = _list_column(stations, name, contract, page)
         else:
             columns[name] = pa.array([_text(station.get(name)) for station in stations], pa.string())
-    return SourceRows(columns=columns, source_rows=len(stations), first_row=1)
+    return SourceRows(columns=columns, source_rows=len(stations), first_row=1, declared_records=total)

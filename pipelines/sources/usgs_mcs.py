@@ -51,6 +51,9 @@ from pipelines.http import FetchedPage
 from pipelines.paging import PageContext, file_requests
 from pipelines.sources import DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
 
+# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+FORMATS = ("csv",)
+
 # What a good answer is; an HTML error page behind a 200 is retried by the common client.
 EXPECT = ("text/csv", "application/csv", "application/octet-stream", "text/plain")
 
