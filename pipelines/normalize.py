@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from pipelines.ahead import read_ahead_each
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
 from pipelines.sources import (
+    ACTIONS,
     DriftEvent,
     DriftRejected,
     NormalizeError,
@@ -33,7 +34,6 @@ from pipelines.sources import (
 if TYPE_CHECKING:
     from pipelines.land import LandedBatch
 
-ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
 SAMPLE = 5
 
 
@@ -176,6 +176,8 @@ def build_page(
     rows: SourceRows, contract: Contract, registry: Registry, page: RawPage, stats: NormalizeStats
 ) -> pa.Table:
     """The common half of normalize: drift check, types, units, and the contract's schema."""
+    for event in rows.drift:
+        stats.record(event)
     mapped = {f.source for f in contract.fields if f.source} | set(contract.source.ignored_columns)
     for column in rows.columns:
         if column not in mapped:

@@ -56,8 +56,14 @@ class DriftEvent:
 
     field: str
     kind: str  # new_field, missing_field, type_change, new_code
-    action: str  # rejected, warned, allowed
+    # rejected, warned, allowed (the contract's policy), or derived: the source read the same fact
+    # from an older field of its own (AFDC access_code from groups_with_access_code)
+    action: str
     detail: str
+
+
+# The action each evolution policy takes, as drift events record it.
+ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
 
 
 class DriftRejected(NormalizeError):
@@ -112,6 +118,9 @@ class SourceRows:
     units: dict[str, str] = field(default_factory=dict)
     # Row number, as a person reading the file counts, of the first data row (header is row 1).
     first_row: int = 2
+    # Drift the parse step met and resolved itself (a field derived from an older one, a note in
+    # wording it does not know under a lenient policy); normalize records them with its own.
+    drift: tuple[DriftEvent, ...] = ()
 
 
 class SourceModule(Protocol):
@@ -130,6 +139,7 @@ def source_module(name: str) -> SourceModule:
 
 
 __all__ = [
+    "ACTIONS",
     "DriftEvent",
     "DriftRejected",
     "NormalizeError",
