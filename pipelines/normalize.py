@@ -25,6 +25,7 @@ from pipelines.ahead import read_ahead_each
 from pipelines.contracts import Contract, Registry, arrow_schema, arrow_type
 from pipelines.formats import UTF8, charset_of, refusal, sniff, transcode_to_utf8
 from pipelines.sources import (
+    ACTIONS,
     DriftEvent,
     DriftRejected,
     FormatRefused,
@@ -38,7 +39,6 @@ from pipelines.sources import (
 if TYPE_CHECKING:
     from pipelines.land import LandedBatch, LandedPage
 
-ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
 SAMPLE = 5
 
 

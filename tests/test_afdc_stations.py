@@ -19,7 +19,7 @@ import requests
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchError
 from pipelines.layout import Layout
-from pipelines.normalize import DriftRejected, NormalizeStats, build_page
+from pipelines.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
 from pipelines.publish import open_public
 from pipelines.refresh import ingest_file, refresh_dataset, start_run
 from pipelines.replay.server import Fault, ReplayServer
@@ -31,6 +31,8 @@ from .conftest import AS_OF, RECORDINGS, TEST_API_KEY
 from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 RECORDED = RECORDINGS / "nrel_afdc" / "afdc_nearest_elec_lpg_80203_2018-05-18.json"
+# The same search answered on 2018-03-28, before the API had access_code (recordings/PROVENANCE.md).
+OLDER = RECORDINGS / "nrel_afdc" / "older_editions" / "afdc_nearest_elec_lpg_80203_2018-03-28.json"
 ENDPOINT = "/api/alt-fuel-stations/v1/nearest.json"
 SEARCH = {"location": "80203", "radius": "6.0", "fuel_type": "ELEC"}
 
@@ -55,9 +57,9 @@ def _normalize(path: Path, afdc: Contract, registry: Registry) -> tuple[pa.Table
     return build_page(rows, afdc, registry, page, stats), stats
 
 
-def _variant(tmp_path: Path, edit: Any) -> Path:
-    """The recorded response with ``edit(stations)`` applied, in the API's own format."""
-    document = json.loads(RECORDED.read_bytes())
+def _variant(tmp_path: Path, edit: Any, recorded: Path = RECORDED) -> Path:
+    """A recorded response with ``edit(stations)`` applied, in the API's own format."""
+    document = json.loads(recorded.read_bytes())
     edit(document["fuel_stations"])
     path = tmp_path / "00001-offset-000000000.json"
     path.write_text(json.dumps(document, separators=(",", ":")))
@@ -331,6 +333,87 @@ def test_afdc_ingest_file_publishes_the_downloaded_json_and_records_its_name_and
         layout,
         "SELECT station_name, open_date FROM curated.afdc_charging_stations WHERE station_id = '50065'",
     ) == [("City of Denver - Cultural Center Complex Garage", date(2012, 12, 1))]
+
+
+# --- an older API edition: access_code from groups_with_access_code ----------------------------------
+
+
+def test_afdc_older_edition_access_code_derived_from_groups_with_access_code(
+    afdc: Contract, registry: Registry, settings: Settings, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SCDX_NREL_API_KEY", raising=False)
+    assert not any("access_code" in s for s in json.loads(OLDER.read_bytes())["fuel_stations"])
+    run = ingest_file(afdc, registry, settings, OLDER)
+    assert run.status == "published" and run.rows_published == 10
+    access = dict(_curated(layout, "SELECT station_id, access_code FROM curated.afdc_charging_stations"))
+    # 62185 City of Denver - Waterboard Garage: "Private - Government only"; the nine others "Public".
+    assert access == {sid: "public" for sid in access} | {"62185": "private"} and len(access) == 10
+    drift = _curated(layout, "SELECT field, kind, action, detail FROM meta.schema_drift ORDER BY field")
+    assert [d[:3] for d in drift] == [
+        ("access_code", "missing_field", "derived"),
+        ("facility_type", "missing_field", "warned"),
+    ]
+    detail = drift[0][3]
+    assert "10 of 10 station(s)" in detail and "groups_with_access_code" in detail
+    assert "Private - Government only" in detail and OLDER.name in detail
+
+
+def test_afdc_older_access_wordings_of_every_form_mean_public_or_private(
+    afdc: Contract, registry: Registry, tmp_path: Path
+) -> None:
+    # Wordings the station locator used before access_code, as seen in public API responses and
+    # AFDC exports: NREL's 2013 API documentation example ("Private access only"), a 2013 response
+    # ("Public - card key at all times"), status-wrapped values of the AFDC station export.
+    wordings = {
+        "66897": ("Private access only", "private"),
+        "85932": ("Public - card key at all times", "public"),
+        "50065": ("Public - Credit card at all times", "public"),
+        "75910": ("TEMPORARILY UNAVAILABLE (Private - Government only)", "private"),
+        "75913": ("PLANNED - not yet accessible (Public - Call ahead)", "public"),
+    }
+
+    def edit(stations: list[dict[str, Any]]) -> None:
+        for station in stations:
+            if str(station["id"]) in wordings:
+                station["groups_with_access_code"] = wordings[str(station["id"])][0]
+
+    table, stats = _normalize(_variant(tmp_path, edit, OLDER), afdc, registry)
+    for station_id, (_, access) in wordings.items():
+        assert _station(table, station_id)["access_code"] == access, station_id
+    assert ("access_code", "missing_field", "derived") in _drift(stats)
+
+
+def test_afdc_older_access_value_saying_neither_public_nor_private_fails_naming_the_row_and_field(
+    afdc: Contract,
+    registry: Registry,
+    settings: Settings,
+    layout: Layout,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SCDX_NREL_API_KEY", raising=False)
+    assert ingest_file(afdc, registry, settings, OLDER).status == "published"
+    before = _curated(layout, "SELECT * FROM curated.afdc_charging_stations ORDER BY station_id")
+
+    def edit(stations: list[dict[str, Any]]) -> None:
+        # A planned station of the older locator, before it said who may use it.
+        stations[2]["groups_with_access_code"] = "PLANNED - not yet accessible"
+
+    bad = _variant(tmp_path, edit, OLDER)
+    run = start_run(afdc)
+    with pytest.raises(NormalizeError) as caught:
+        ingest_file(afdc, registry, settings, bad, run=run)
+    message = str(caught.value)
+    assert message.startswith("afdc_charging_stations: ") and bad.name in message
+    assert "row 3, field 'access_code'" in message
+    assert (
+        "station 50065" in message
+        and "'PLANNED - not yet accessible' says neither public nor private" in message
+    )
+    assert run.status == "failed"
+    # The run is recorded as failed; what was published stays as it was.
+    assert _curated(layout, "SELECT * FROM curated.afdc_charging_stations ORDER BY station_id") == before
+    assert _curated(layout, f"SELECT status FROM meta.runs WHERE run_id = '{run.run_id}'") == [("failed",)]
 
 
 # --- Airflow ----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """USGS world mine production and reserves (usgs_mineral_production): how the files are asked for,
 how the MCS tables' quirks are undone, and the whole refresh, on the recorded MCS 2024 files
-(recordings/usgs_mcs/, see recordings/PROVENANCE.md)."""
+(recordings/usgs_mcs/, see recordings/PROVENANCE.md); how each edition marks estimates, on files of
+MCS 2022, 2023 and 2024 (recordings/usgs_mcs/editions/)."""
 
 from __future__ import annotations
 
@@ -359,6 +360,172 @@ def test_usgs_a_file_that_is_not_utf8_text_is_a_clear_error(
         normalized(page, production, registry)
 
 
+# --- estimates, edition by edition ---------------------------------------------------------------
+
+EDITIONS = USGS_FILES / "editions"  # other editions' files and more MCS2024 ones (recordings/PROVENANCE.md)
+
+# How each edition says "this year's figure is an estimate too", quoted as USGS published it, in
+# real files: the year the header leaves unmarked, and the rows whose note (or "e" marker) says it.
+# The data release documentation defines the header's own marker: "Prod_t_Est_2022: Estimated
+# production in 2022" (MCS2023 mcs2023-lithi_meta.xml).
+ESTIMATE_FOOTNOTES = [
+    pytest.param(
+        "mcs2022/mcs2022-graph_world.csv",
+        "Prod_t_Est_2021",  # no notes at all: the header alone marks the estimate
+        2020,
+        set(),
+        id="MCS2022-graphite-header-only",
+    ),
+    pytest.param(
+        "mcs2023/mcs2023-lithi_world.csv",
+        "Production in 2021 is also estimated.",
+        2021,
+        {"Brazil", "China", "Portugal", "Zimbabwe"},
+        id="MCS2023-lithium",
+    ),
+    pytest.param(
+        "mcs2023/mcs2023-cobal_world.csv",
+        "Production in 2021 is also estimated,",  # no final period in this file
+        2021,
+        {
+            "United States",
+            "China",
+            "Congo (Kinshasa)",
+            "Cuba",
+            "Indonesia",
+            "Madagascar",
+            "Morocco",
+            "Philippines",
+            "Russia",
+            "Turkey",
+        },
+        id="MCS2023-cobalt",
+    ),
+    pytest.param(
+        "mcs2023/mcs2023-raree_world.csv",
+        "Estimated in 2021 also.",  # China's note "Production quota; ..." is no estimate
+        2021,
+        {"Australia", "Brazil", "Burma", "Burundi", "India", "Madagascar", "Russia", "Thailand"},
+        id="MCS2023-rare-earths",
+    ),
+    pytest.param(
+        "mcs2023/mcs2023-beryl_world.csv",
+        # A second sentence follows; the world total's "...inadequate to make reliable estimates of
+        # output" is no estimate of a figure.
+        "Production in 2021 is also estimated. Metric tons contained beryllium",
+        2021,
+        {"Brazil", "China", "Madagascar", "Mozambique", "Nigeria", "Rwanda", "Uganda"},
+        id="MCS2023-beryllium",
+    ),
+    pytest.param(
+        "../mcs2024-lithi_world.csv",
+        "Also estimated in 2022",
+        2022,
+        {"Brazil", "Canada", "China", "Portugal", "Zimbabwe"},
+        id="MCS2024-lithium",
+    ),
+    pytest.param(
+        "mcs2024/mcs2024-antim_world.csv",
+        "Also estimated in 2022",  # in a column named Prod_note in this file, not Prod_notes
+        2022,
+        {"Burma", "Canada", "China", "Iran", "Kazakhstan", "Laos", "Mexico", "Pakistan", "Turkey"},
+        id="MCS2024-antimony-Prod_note",
+    ),
+    pytest.param(
+        "mcs2024/mcs2024-alumi_world.csv",
+        "Production in 2022 is also estimated.",
+        2022,
+        {"Iceland", "India", "Malaysia", "Norway"},
+        id="MCS2024-aluminum",
+    ),
+    pytest.param(
+        "mcs2024/mcs2024-galli_world.csv",
+        # Japan, Korea and Russia are published "Japane", "Korea, Republic ofe", "Russiae": the
+        # footnote marker e (estimated). The world total's "Other countries estimated to still have
+        # primary low-purity gallium production capacity ..." is no estimate of a figure.
+        "estimated in 2022 also",
+        2022,
+        {"China", "Japan", "Korea, Republic of", "Russia"},
+        id="MCS2024-gallium-e-marker",
+    ),
+    pytest.param(
+        "mcs2024/mcs2024-beryl_world.csv",
+        # Carried over from MCS2023: 2021 is not a year of this table, so no figure is flagged by it.
+        "Production in 2021 is also estimated.",
+        2022,
+        set(),
+        id="MCS2024-beryllium-stale-year",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "published", "unmarked_year", "estimated_there"), ESTIMATE_FOOTNOTES)
+def test_usgs_each_editions_estimate_footnotes_keep_the_estimated_flag(
+    name: str,
+    published: str,
+    unmarked_year: int,
+    estimated_there: set[str],
+    production: Contract,
+    registry: Registry,
+    tmp_path: Path,
+) -> None:
+    body = (EDITIONS / name).read_bytes()
+    assert published.encode() in body  # the wording is the file's own
+    rows = normalized(landed(body, Path(name).name, tmp_path), production, registry).to_pylist()
+    figures = [r for r in rows if r["measure"] == "production"]
+    assert all(r["estimated"] for r in figures if r["year"] != unmarked_year)  # the header's year
+    assert {r["country_name"] for r in figures if r["year"] == unmarked_year and r["estimated"]} == (
+        estimated_there
+    )
+    assert not any(r["estimated"] for r in rows if r["measure"] == "reserves")
+
+
+def test_usgs_mcs2025_wording_estimated_year_marks_that_year(
+    production: Contract, registry: Registry, tmp_path: Path
+) -> None:
+    # MCS2025 words it "Estimated 2023." (as Our World in Data's lithium, manganese and vanadium data
+    # packages quote the MCS2025 release, doi:10.5066/P13XCP3R; no MCS2025 file was available). Put
+    # in the MCS2024 lithium file moved to MCS2025's years, in place of "Also estimated in 2022".
+    body = (USGS_FILES / "mcs2024-lithi_world.csv").read_bytes()
+    shifted = (
+        body.replace(b"Prod_t_2022,Prod_t_est_2023", b"Prod_t_2023,Prod_t_est_2024")
+        .replace(b"MCS2024,", b"MCS2025,")
+        .replace(b"Also estimated in 2022", b"Estimated 2023.")
+    )
+    rows = normalized(landed(shifted, "mcs2025-lithi_world.csv", tmp_path), production, registry).to_pylist()
+    estimated_2023 = {
+        r["country_name"]
+        for r in rows
+        if r["year"] == 2023 and r["measure"] == "production" and r["estimated"]
+    }
+    assert estimated_2023 == {"Brazil", "Canada", "China", "Portugal", "Zimbabwe"}
+
+
+def test_usgs_estimate_note_in_unknown_wording_is_drift_never_a_silent_false(
+    production: Contract, registry: Registry, tmp_path: Path
+) -> None:
+    # A next edition's rewording of MCS2023's "Production in 2021 is also estimated." (Brazil, file row 5).
+    body = (EDITIONS / "mcs2023" / "mcs2023-lithi_world.csv").read_bytes()
+    reworded = body.replace(b"Production in 2021 is also estimated.", b"2021 output was estimated as well.")
+    with pytest.raises(DriftRejected) as caught:
+        normalized(landed(reworded, "mcs2023-lithi_world.csv", tmp_path / "reject"), production, registry)
+    message = str(caught.value)
+    assert "usgs_mineral_production" in message and "row 5, field 'estimated'" in message
+    assert "column 'Prod_notes': the note '2021 output was estimated as well'" in message
+    assert caught.value.event.kind == "type_change"
+    # Under a lenient policy the figure keeps what the header says, and the drift is recorded.
+    lenient = production.model_copy(
+        update={"evolution": production.evolution.model_copy(update={"type_change": "warn"})}
+    )
+    stats = NormalizeStats()
+    rows = normalized(
+        landed(reworded, "mcs2023-lithi_world.csv", tmp_path / "warn"), lenient, registry, stats
+    )
+    assert not any(r["estimated"] for r in rows.to_pylist() if r["year"] == 2021)
+    (event,) = [e for e in stats.drift.values() if e.field == "estimated"]
+    assert (event.kind, event.action) == ("type_change", "warned") and "2021 output" in event.detail
+
+
 # --- the refresh ---------------------------------------------------------------------------------
 
 
@@ -469,6 +636,37 @@ def test_usgs_ingest_file_replaces_only_the_mineral_of_a_hand_downloaded_file_an
             "SELECT value_t FROM curated.usgs_mineral_production WHERE mineral = 'Manganese' "
             "AND country_iso = 'ZA' AND measure = 'production' AND year = 2022"
         ).fetchone() == (7_300_000.0,)
+
+
+def test_usgs_three_editions_ingested_side_by_side_publish_the_same_meaning_of_estimated(
+    production: Contract, registry: Registry, settings: Settings, layout: Layout
+) -> None:
+    # MCS2022 marks estimates only in the header; MCS2023 adds "Production in 2021 is also
+    # estimated." (the four lithium rows); MCS2024 says "Also estimated in 2022".
+    for name in (
+        "mcs2022/mcs2022-graph_world.csv",
+        "mcs2023/mcs2023-lithi_world.csv",
+        "../mcs2024-lithi_world.csv",
+    ):
+        run = ingest_file(production, registry, settings, EDITIONS / name)
+        assert run.status == "published", (name, run.error)
+    with open_public(layout) as con:
+        flagged = con.execute(
+            "SELECT edition, mineral, year, count(*) FILTER (WHERE estimated), count(*) "
+            "FROM curated.usgs_mineral_production WHERE measure = 'production' GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        assert flagged == [
+            ("MCS2022", "Graphite", 2020, 0, 20),
+            ("MCS2022", "Graphite", 2021, 20, 20),
+            ("MCS2023", "Lithium", 2021, 4, 11),
+            ("MCS2023", "Lithium", 2022, 11, 11),
+            ("MCS2024", "Lithium", 2022, 5, 11),
+            ("MCS2024", "Lithium", 2023, 11, 11),
+        ]
+        assert con.execute(
+            "SELECT country_name FROM curated.usgs_mineral_production WHERE edition = 'MCS2023' "
+            "AND year = 2021 AND estimated ORDER BY 1"
+        ).fetchall() == [("Brazil",), ("China",), ("Portugal",), ("Zimbabwe",)]
 
 
 def test_usgs_refresh_ignores_the_window_every_run_asks_for_every_listed_file(

@@ -60,8 +60,14 @@ class DriftEvent:
 
     field: str
     kind: str  # new_field, missing_field, type_change, new_code
-    action: str  # rejected, warned, allowed
+    # rejected, warned, allowed (the contract's policy), or derived: the source read the same fact
+    # from an older field of its own (AFDC access_code from groups_with_access_code)
+    action: str
     detail: str
+
+
+# The action each evolution policy takes, as drift events record it.
+ACTIONS = {"reject": "rejected", "warn": "warned", "allow": "allowed"}
 
 
 class DriftRejected(NormalizeError):
@@ -123,8 +129,8 @@ class SourceRows:
     # How many records the agency says the whole request holds (AFDC total_results, EIA total),
     # when the response says so: a batch holding fewer is short (the contract's publish.short_batch).
     declared_records: int | None = None
-    # Drift the source met while reading the page (a field derived from an older one, partner
-    # names in no list); normalize records each like its own.
+    # Drift the parse step met and resolved itself (a field derived from an older one, a note in
+    # wording it does not know under a lenient policy); normalize records them with its own.
     drift: tuple[DriftEvent, ...] = ()
 
 
@@ -147,6 +153,7 @@ def source_module(name: str) -> SourceModule:
 
 
 __all__ = [
+    "ACTIONS",
     "DriftEvent",
     "DriftRejected",
     "FormatRefused",

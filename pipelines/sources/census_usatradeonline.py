@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from datetime import date
 
 from pipelines.contracts import Contract, Registry
-from pipelines.sources import DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
+from pipelines.sources import ACTIONS, DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
 
 REPORT_TITLE = re.compile(r"^\s*\"?Standard Report - (Imports|Exports)\"?", re.IGNORECASE)
 PARTNER_NAMES = "census_partner_names"
@@ -227,7 +227,7 @@ def _unknown_partners(contract: Contract, page: RawPage, names: dict[str, int]) 
     """Partner names in no list: new_code drift, refused or (warn/allow) their rows left out."""
     policy = contract.evolution.new_code
     listed = ", ".join(f"{name!r} (row {line})" for name, line in list(names.items())[:5])
-    action = {"reject": "rejected", "warn": "warned", "allow": "allowed"}[policy]
+    action = ACTIONS[policy]
     event = DriftEvent(
         "country_code",
         "new_code",

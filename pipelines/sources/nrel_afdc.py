@@ -13,12 +13,19 @@ Quirks handled here and nowhere else:
   left out of some stations (``ev_network_ids``): an attribute a station lacks is null for it,
   one no station of the page has is a missing column (common normalize applies the contract's
   missing_field policy and records the drift);
-- the station ``id`` is an integer in JSON; it is an identifier, kept as text.
+- the station ``id`` is an integer in JSON; it is an identifier, kept as text;
+- ``access_code`` (public / private) came later than ``groups_with_access_code``: responses of
+  early 2018 and before carry only the older field, whose text starts with the same fact
+  ("Public - Credit card at all times", "Private - Government only", "TEMPORARILY UNAVAILABLE
+  (Public)"). A station without ``access_code`` gets it derived from that text (the derivation is
+  recorded as drift, action ``derived``); a text that says neither public nor private ("PLANNED -
+  not yet accessible") is an error naming the station, never a guess or a null.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +35,7 @@ import pyarrow as pa
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
 from pipelines.paging import PageContext, offset_pages, static_params
-from pipelines.sources import NormalizeError, RawPage, SourceRows
+from pipelines.sources import DriftEvent, NormalizeError, RawPage, SourceRows
 
 # What a file of this source can be (pipelines.formats): a file in hand is checked against it.
 FORMATS = ("json",)
@@ -36,6 +43,19 @@ FORMATS = ("json",)
 
 JSON_TYPES = ("application/json",)
 STATIONS = "fuel_stations"
+ACCESS = "access_code"
+OLDER_ACCESS = "groups_with_access_code"
+
+# groups_with_access_code as the station locator wrote it before access_code existed (values seen
+# in real responses and AFDC exports: "Public", "Public - Call ahead", "Public - Card key at all
+# times", "Public - Credit card at all times", "Public - see hours", "Private", "Private access
+# only", "Private - Government only", "Private - Fleet customers only", each possibly wrapped in a
+# status: "TEMPORARILY UNAVAILABLE (Public)", "PLANNED - not yet accessible (Private)"). The access
+# is the text's first word, inside the status wrapper when there is one.
+_STATUS_WRAPPER = re.compile(
+    r"^(?:temporarily unavailable|planned - not yet accessible)\s*\((?P<inner>.*)\)$", re.I
+)
+_OLDER_ACCESS_WORDS = {"public": "public", "private": "private"}
 
 
 def _body(page: FetchedPage) -> bytes:
@@ -108,6 +128,52 @@ def _list_column(stations: list[dict[str, Any]], name: str, contract: Contract, 
     return pa.array(values, pa.list_(pa.string()))
 
 
+def access_from_older_field(text: str) -> str | None:
+    """public or private from an older response's ``groups_with_access_code``; None if it says neither."""
+    inner = text.strip()
+    wrapped = _STATUS_WRAPPER.match(inner)
+    if wrapped:
+        inner = wrapped.group("inner").strip()
+    first = re.match(r"[a-z]+", inner, re.I)
+    return _OLDER_ACCESS_WORDS.get(first.group(0).lower()) if first else None
+
+
+def _access_codes(
+    stations: list[dict[str, Any]], contract: Contract, page: RawPage
+) -> tuple[list[str | None], DriftEvent | None]:
+    """Each station's access_code, derived from groups_with_access_code where a station lacks it."""
+    codes: list[str | None] = []
+    derived: list[str] = []
+    for number, station in enumerate(stations, start=1):
+        code, older = station.get(ACCESS), station.get(OLDER_ACCESS)
+        if code is not None or older is None:
+            codes.append(_text(code))
+            continue
+        access = access_from_older_field(str(older))
+        if access is None:
+            raise NormalizeError(
+                contract.dataset,
+                page.path,
+                f"station {station.get('id')} has no {ACCESS} and its older field {OLDER_ACCESS} "
+                f"{older!r} says neither public nor private; {ACCESS} cannot be derived",
+                row=number,
+                field=ACCESS,
+            )
+        codes.append(access)
+        derived.append(str(older))
+    if not derived:
+        return codes, None
+    event = DriftEvent(
+        ACCESS,
+        "missing_field",
+        "derived",
+        f"{len(derived)} of {len(stations)} station(s) in {page.path.name} carry no {ACCESS} (an older "
+        f"API edition); derived from the older field {OLDER_ACCESS} "
+        f"({', '.join(sorted(set(derived))[:5])})",
+    )
+    return codes, event
+
+
 def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceRows | None:
     """One response (or a downloaded JSON file) -> one row per station; None if it has none.
 
@@ -125,4 +191,12 @@ def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceR
             columns[name] = _list_column(stations, name, contract, page)
         else:
             columns[name] = pa.array([_text(station.get(name)) for station in stations], pa.string())
-    return SourceRows(columns=columns, source_rows=len(stations), first_row=1, declared_records=total)
+    drift: tuple[DriftEvent, ...] = ()
+    if OLDER_ACCESS in names:
+        codes, event = _access_codes(stations, contract, page)
+        if event is not None:
+            columns[ACCESS] = pa.array(codes, pa.string())
+            drift = (event,)
+    return SourceRows(
+        columns=columns, source_rows=len(stations), first_row=1, declared_records=total, drift=drift
+    )

@@ -8,7 +8,8 @@ Tables are told apart by their header, never by a fixed column list, so that the
 parses too:
 
 - world production and reserves (``mcs2024-lithi_world.csv``, contract usgs_mineral_production):
-  ``Source, Country, Type, Prod_<unit>[_est]_<year>..., Prod_notes, Reserves_<unit>, Reserves_notes``;
+  ``Source, Country, Type, Prod_<unit>[_est]_<year>..., Prod_notes, Reserves_<unit>, Reserves_notes``
+  (MCS2022: production columns only, no notes, no reserves);
 - salient statistics (``mcs2024-lithi_salient.csv``, usgs_mineral_salient):
   ``DataSource, Commodity, Year, <Measure>[_<Form>...]_<unit>...``;
 - Figure 2 net import reliance (``MCS2024_Fig2_Net_Import_Reliance.csv``, usgs_mineral_salient):
@@ -23,12 +24,18 @@ Quirks handled here and nowhere else:
 - the year, the estimate marker and the unit live in the column names (``Prod_t_2022``,
   ``Prod_kt_est_2023``, ``Reserves_kt``); reserves have no year and are dated to the edition's
   reference year, the latest production year of the same table;
-- footnote digits glued to names (``Other countries6``, ``New Caledonia11``) and non-breaking
+- footnote digits glued to names (``Other countries6``, ``New Caledonia11``), the footnote marker
+  "e" (estimated) glued to names (``Japane``, ``Russiae`` in MCS2024 gallium) and non-breaking
   spaces inside and around names and numbers (``United\\u00a0States``, ``\\u00a0\\u00a0325``);
 - special values: ``W`` withheld, ``NA`` / ``XX`` not available, ``E`` net exporter, bounds
   (``>25``, ``    >9,100,000``, ``<50``, ``Less than ½ unit``), thousands separators (``72,000``),
   ``Included in World total.`` in place of a reserve;
-- a production note "Also estimated in 2022" marks the un-marked 2022 column as an estimate too;
+- which figures are estimates: the header marks the latest year (``Prod_t_est_2023``,
+  ``Prod_t_Est_2021``); a production note (``Prod_notes``, ``Prod_note`` in some MCS2024 files)
+  marks others, worded differently from edition to edition ("Production in 2021 is also
+  estimated.", "Estimated in 2021 also.", "Also estimated in 2022" ...: ESTIMATE_WORDINGS), and an
+  "e" glued to the country marks the whole row; a note that speaks of an estimate for an unmarked
+  year in a wording not in that table is drift (type_change), never silently ignored;
 - the nickel salient table names two price columns ``Price_dt dlb (both used)``: the first copy
   is in dollars per metric ton, the second in dollars per pound;
 - net import reliance columns of the rare-earths table end in ``_t`` although they are percent;
@@ -42,14 +49,14 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from pipelines.contracts import Contract, Registry
 from pipelines.http import FetchedPage
 from pipelines.paging import PageContext, file_requests
-from pipelines.sources import DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
+from pipelines.sources import ACTIONS, DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
 
 # What a file of this source can be (pipelines.formats): a file in hand is checked against it.
 FORMATS = ("csv",)
@@ -62,7 +69,6 @@ COUNTRY_CROSSWALK = "usgs_country_names"
 
 _PROD = re.compile(r"^prod_(?P<unit>[a-z]+)(?P<est>_est)?_(?P<year>\d{4})$", re.IGNORECASE)
 _RESERVES = re.compile(r"^reserves_(?P<unit>[a-z]+)$", re.IGNORECASE)
-_ALSO_ESTIMATED = re.compile(r"also estimated in (\d{4})", re.IGNORECASE)
 _FOOTNOTE = re.compile(r"(?<=[^\d\s])\d+$")
 _FILE_CODE = re.compile(r"mcs\d{4}-([a-z]+)_", re.IGNORECASE)
 _FILE_EDITION = re.compile(r"mcs(\d{4})", re.IGNORECASE)
@@ -72,6 +78,74 @@ _LESS_THAN_HALF = re.compile(r"^less than (?:½|1/2|one-half) unit$", re.IGNOREC
 _NIR_FIGURE = re.compile(r"^net_import_reliance_pct_(\d{4})$", re.IGNORECASE)
 _IMPORT_SOURCES = re.compile(r"^major_import_sources_(\d{4})_(\d{4})$", re.IGNORECASE)
 _YEAR = re.compile(r"^\d{4}$")
+_SENTENCE_END = re.compile(r"(?<=\.)\s+")
+_A_YEAR = re.compile(r"\b(\d{4})\b")
+# The production notes column: "Prod_notes", or "Prod_note" in some MCS2024 files (antimony,
+# beryllium, bauxite).
+_PROD_NOTES = ("Prod_notes", "Prod_note")
+
+
+@dataclass(frozen=True)
+class EstimateWording:
+    """One way a production note says that figures its header does not mark are estimates too."""
+
+    sentence: re.Pattern[str]  # one whole sentence of the note; group "year" names the year, else all
+    seen: str  # where USGS wrote it so
+
+
+def _wording(pattern: str, seen: str) -> EstimateWording:
+    return EstimateWording(re.compile(pattern, re.IGNORECASE), seen)
+
+
+# "This year is an estimate too", as each edition words it in Prod_notes (a sentence matched whole,
+# ignoring case and the final period): every wording in the world tables of MCS2023 and MCS2024
+# (all commodities, from the repository recordings/PROVENANCE.md names for them) and MCS2025's as
+# quoted. Sentences that merely mention estimates ("Estimated amount of rhenium recovered ...",
+# "Other countries estimated to still have ... capacity") match none. The header marks the latest
+# year itself in every edition (Prod_t_Est_2021 in MCS2022, Prod_t_est_2023 in MCS2024). Tested
+# with each edition's files in tests/test_usgs_production.py.
+ESTIMATE_WORDINGS = (
+    _wording(
+        r"also estimated in (?P<year>\d{4})",
+        "MCS2024 'Also estimated in 2022' (lithium, graphite, nickel, antimony ...), 'also estimated in 2022'",
+    ),
+    _wording(
+        r"estimated in (?P<year>\d{4}) also",
+        "MCS2023 'Estimated in 2021 also.' (rare earths, salt); MCS2024 'estimated in 2022 also' (gallium)",
+    ),
+    _wording(
+        r"production in (?P<year>\d{4}) is also estimated",
+        "MCS2023 'Production in 2021 is also estimated.' (lithium, cobalt, beryllium ...); MCS2024 (aluminum)",
+    ),
+    _wording(r"production data in (?P<year>\d{4}) were also estimated", "MCS2023 (magnesium metal)"),
+    _wording(
+        r"estimated (?P<year>\d{4})",
+        "MCS2025 'Estimated 2023.' (lithium, manganese, vanadium; as Our World in Data quotes the release)",
+    ),
+    _wording(
+        r"estimated(?: in both years)?", "MCS2023 'Estimated in both years.' (silver), 'Estimated' (perlite)"
+    ),
+)
+
+
+def note_estimates(note: str, years: Collection[int]) -> tuple[set[int], list[tuple[str, int]]]:
+    """The ``years`` a production note says are estimates, and its unrecognised estimate sentences.
+
+    A sentence that matches no wording of ESTIMATE_WORDINGS but speaks of an estimate ("estimat")
+    and names one of ``years`` comes back with that year: its meaning is unknown, not "no".
+    """
+    estimated: set[int] = set()
+    unknown: list[tuple[str, int]] = []
+    for sentence in _SENTENCE_END.split(clean(note)):
+        sentence = sentence.rstrip(".").strip()
+        matched = next((m for w in ESTIMATE_WORDINGS if (m := w.sentence.fullmatch(sentence))), None)
+        if matched is not None:
+            year = matched.groupdict().get("year")
+            estimated |= set(years) if year is None else {int(year)} & set(years)
+        elif "estimat" in sentence.casefold():
+            unknown += [(sentence, int(y)) for y in _A_YEAR.findall(sentence) if int(y) in years]
+    return estimated, unknown
+
 
 # Cells that mean "no figure" (MCS: NA not available, XX not applicable).
 _NO_FIGURE = {"na", "xx", "--", "included in world total"}
@@ -361,6 +435,15 @@ class CountryNames:
             names.census.setdefault(fold(short), row["iso_alpha2"])
         return names
 
+    def without_estimate_marker(self, name: str) -> str | None:
+        """The name without the footnote marker "e" glued to it ("Japane" -> "Japan"); None if it has none.
+
+        Only when the name is no country and the name without the "e" is one: "Chile" stays.
+        """
+        if name.endswith("e") and self.iso(name) is None and self.iso(name[:-1]) is not None:
+            return name[:-1]
+        return None
+
     def iso(self, name: str) -> str | None:
         """The code of a country name; a qualifier after a comma ("Ukraine, concentrate") is ignored."""
         candidates = [fold(name)]
@@ -439,14 +522,20 @@ class LongRows:
                 values.append(None)
 
 
-def _grouped(groups: dict[str | None, LongRows], source_rows: int, value_column: str) -> Iterator[SourceRows]:
-    """One SourceRows per unit found in the header; the file's row count goes with the first."""
+def _grouped(
+    groups: dict[str | None, LongRows],
+    source_rows: int,
+    value_column: str,
+    drift: tuple[DriftEvent, ...] = (),
+) -> Iterator[SourceRows]:
+    """One SourceRows per unit found in the header; the file's row count and drift go with the first."""
     for position, (group_unit, rows) in enumerate(groups.items()):
         yield SourceRows(
             columns=rows.columns,
             source_rows=source_rows if position == 0 else 0,
             derived=rows.derived,
             units={value_column: group_unit} if group_unit else {},
+            drift=drift if position == 0 else (),
         )
 
 
@@ -460,7 +549,8 @@ def world_rows(page: RawPage, contract: Contract, registry: Registry, table: Tab
     if country_at is None:  # table_kind found one; this guard is for the type checker
         raise NormalizeError(contract.dataset, page.path, f"{table.name} has no Country column")
     source_at, type_at = table.index("Source"), table.index("Type")
-    prod_notes_at, reserves_notes_at = table.index("Prod_notes"), table.index("Reserves_notes")
+    prod_notes_at = next((at for name in _PROD_NOTES if (at := table.index(name)) is not None), None)
+    reserves_notes_at = table.index("Reserves_notes")
     figures: list[tuple[int, str, int, str, bool]] = []  # (position, measure, year, unit, estimated)
     reserves: list[tuple[int, str]] = []
     for position, name in enumerate(table.header):
@@ -486,14 +576,23 @@ def world_rows(page: RawPage, contract: Contract, registry: Registry, table: Tab
     edition = edition_of(page, contract, table, source_at)
     mineral = world_mineral(page, contract, registry, table)
     countries = CountryNames.load(registry)
+    production_years = {year for _, measure, year, _, _ in figures if measure == "production"}
+    unmarked = {year for _, measure, year, _, est in figures if measure == "production" and not est}
+    drift: list[DriftEvent] = []
     groups: dict[str | None, LongRows] = {}
     for row, cells in table.rows:
         name = country_name(cells[country_at])
         if not name:
             raise NormalizeError(contract.dataset, page.path, "a row with figures has no country", row=row)
         aggregate = is_aggregate(name)
+        marked = None if aggregate else countries.without_estimate_marker(name)
+        name = marked or name
         prod_note = clean(cells[prod_notes_at]) if prod_notes_at is not None else ""
-        also_estimated = {int(y) for y in _ALSO_ESTIMATED.findall(prod_note)}
+        also_estimated, unread = note_estimates(prod_note, unmarked)
+        if marked is not None:
+            also_estimated = production_years
+        for sentence, year in unread:
+            drift.append(_unread_estimate(page, contract, table, prod_notes_at, sentence, year, row))
         for position, measure, year, unit, estimated in figures:
             cell = checked_cell(cells[position], page, contract, "value_t", table.header[position], row)
             notes_at = prod_notes_at if measure == "production" else reserves_notes_at
@@ -504,8 +603,8 @@ def world_rows(page: RawPage, contract: Contract, registry: Registry, table: Tab
             }
             if type_at is not None:
                 columns["Type"] = clean(cells[type_at]) or None
-            if prod_notes_at is not None or reserves_notes_at is not None:
-                columns["Notes"] = (clean(cells[notes_at]) or None) if notes_at is not None else None
+            # MCS2022's tables have no notes columns: no note, like an empty cell.
+            columns["Notes"] = (clean(cells[notes_at]) or None) if notes_at is not None else None
             for position_unknown in unknown:
                 columns[table.header[position_unknown]] = clean(cells[position_unknown]) or None
             groups.setdefault(unit, LongRows({}, {})).add(
@@ -522,7 +621,26 @@ def world_rows(page: RawPage, contract: Contract, registry: Registry, table: Tab
                     "published_value": cell.published,
                 },
             )
-    yield from _grouped(groups, len(table.rows), "Value")
+    yield from _grouped(groups, len(table.rows), "Value", tuple(drift[:1]))
+
+
+def _unread_estimate(
+    page: RawPage, contract: Contract, table: Table, notes_at: int | None, sentence: str, year: int, row: int
+) -> DriftEvent:
+    """A note speaking of an estimate for ``year`` in unknown wording: rejected, or the event to record."""
+    column = table.header[notes_at] if notes_at is not None else "Prod_notes"
+    policy = contract.evolution.type_change
+    event = DriftEvent(
+        "estimated",
+        "type_change",
+        ACTIONS[policy],
+        f"{table.name}: column {column!r}: the note {sentence!r} speaks of an estimate for {year} in "
+        f"wording this source does not recognise (usgs_mcs.ESTIMATE_WORDINGS); {year} is flagged only "
+        "where the header marks it",
+    )
+    if policy == "reject":
+        raise DriftRejected(contract.dataset, page.path, event, row=row)
+    return event
 
 
 @dataclass(frozen=True)
