@@ -176,7 +176,21 @@ def _gx_context(layout: Layout) -> Any:
     return gx.get_context(project_config=config, mode="ephemeral")
 
 
-def _release(context: Any, datasource: Any) -> None:
+def duckdb_datasource(context: Any, name: str, database: Path, dialect: str | None = None) -> Any:
+    """GX's SQL datasource on a DuckDB database file, through scdx's dialect (``scdx_duckdb://``).
+
+    ``dialect``: another registered SQLAlchemy URL scheme to connect through instead (the bench's
+    baseline). DuckDB settings ride on the URL (duckdb_engine passes its query on as connection
+    config).
+    """
+    from pipelines import gx_duckdb
+
+    gx_duckdb.register()
+    url = f"{dialect or gx_duckdb.SCHEME}:///{database}?{urlencode(duckdb_config())}"
+    return context.data_sources.add_sql(name=name, connection_string=url)
+
+
+def release(context: Any, datasource: Any) -> None:
     """Close GX's DuckDB connections and drop GX's global reference to the context.
 
     GX keeps the last context in a module-level project manager; left there, its pooled DuckDB
@@ -347,17 +361,17 @@ def warm_up() -> None:
     threading.Thread(target=_import_gx, name="scdx-gx-import", daemon=True).start()
 
 
-def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout: Layout) -> ValidationReport:
+def validate(
+    staged: StagedBatch, contract: Contract, registry: Registry, layout: Layout, *, dialect: str | None = None
+) -> ValidationReport:
     """Run every check of the contract on a staged batch and write the reports.
 
     A failed check is a result, not an error; a check that could not run raises CheckCannotRun.
+    ``dialect``: the SQLAlchemy URL scheme GX connects through, scdx's own by default (``scdx bench
+    validate`` passes its baseline, the dialect as it was before it reflected from DuckDB's catalog).
     """
     _import_gx()
     import great_expectations as gx
-
-    from pipelines import gx_duckdb
-
-    gx_duckdb.register()
 
     report_dir = layout.report_dir(contract.dataset, staged.run_id)
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -373,11 +387,7 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
     results = [_schema_check(staged, contract, registry)]
     specs = check_specs(contract, registry)
     context = _gx_context(layout)
-    datasource = context.data_sources.add_sql(
-        # DuckDB settings ride on the URL (duckdb_engine passes its query on as connection config).
-        name="staged",
-        connection_string=f"{gx_duckdb.SCHEME}:///{view_db}?{urlencode(duckdb_config())}",
-    )
+    datasource = duckdb_datasource(context, "staged", view_db, dialect)
     try:
         asset = datasource.add_table_asset(name=contract.dataset, table_name=contract.dataset)
         batch_definition = asset.add_batch_definition_whole_table(name=staged.run_id)
@@ -407,7 +417,7 @@ def validate(staged: StagedBatch, contract: Contract, registry: Registry, layout
         results.extend(_result_of(spec, by_index[i]) for i, spec in enumerate(specs))
         gx_result_json = suite_result.to_json_dict()
     finally:
-        _release(context, datasource)
+        release(context, datasource)
         view_db.unlink(missing_ok=True)
         # What DuckDB spilled to disk under the memory limit.
         shutil.rmtree(view_db.with_name(view_db.name + ".tmp"), ignore_errors=True)

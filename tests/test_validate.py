@@ -278,3 +278,48 @@ print(gc.get_freeze_count() == frozen)
     assert runs["on"][0] == "0 True True"
     assert runs["on"][1:3] == ["1", "True"]
     assert runs["off"][0] == "0 False True"
+
+
+def test_a_contracts_type_expectations_check_the_staged_column_types(
+    lenient: Contract, registry: Registry, data_dir: Path
+) -> None:
+    # GX reads column types through SQLAlchemy's reflection of the staged view (gx_duckdb).
+    from pipelines.contracts import ExpectationCheck
+
+    typed = [
+        ExpectationCheck(
+            expectation="column_values_to_be_of_type",
+            column="general_value_usd",
+            kwargs={"type_": "BIGINT"},
+            description="values are 64-bit integers",
+        ),
+        ExpectationCheck(
+            expectation="column_values_to_be_in_type_list",
+            column="period",
+            kwargs={"type_list": ["DATE"]},
+            description="period is a date",
+        ),
+        ExpectationCheck(
+            expectation="column_values_to_be_of_type",
+            column="country_code",
+            kwargs={"type_": "INTEGER"},
+            severity="warning",
+            description="codes are not integers",
+        ),
+    ]
+    contract = lenient.model_copy(
+        update={
+            "checks": lenient.checks.model_copy(
+                update={"expectations": [*lenient.checks.expectations, *typed]}
+            )
+        }
+    )
+    layout = Layout(data_dir)
+    report = validate(_staged(layout, contract, registry, [_row()]), contract, registry, layout)
+    by_check = {(c.check, c.column): c for c in report.checks}
+    assert all(c.error is None for c in report.checks)
+    assert by_check[("ExpectColumnValuesToBeOfType", "general_value_usd")].success
+    assert by_check[("ExpectColumnValuesToBeInTypeList", "period")].success
+    varchar = by_check[("ExpectColumnValuesToBeOfType", "country_code")]
+    assert not varchar.success and varchar.observed_value == "VARCHAR"
+    assert report.passed and len(report.warnings) == 1
