@@ -108,3 +108,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status[-1])
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the GX conformance counts (tests/test_gx_conformance.py) when that test ran."""
+    from tests.gx_conformance.harness import SUMMARY
+
+    summary = terminalreporter.config.stash.get(SUMMARY, None)
+    if summary is not None:
+        terminalreporter.write_sep("-", "GX conformance of the DuckDB adapter")
+        terminalreporter.write_line(summary)
