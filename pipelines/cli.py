@@ -411,6 +411,57 @@ def bench_dag_parse(
     )
 
 
+@bench_app.command("validate")
+def bench_validate(
+    rows: Annotated[int, typer.Option(help="Rows of the staged Census-shaped batch.")] = 10_000_000,
+    rounds: Annotated[int, typer.Option(min=1, help="Validations per dialect, alternating.")] = 3,
+    out: Annotated[Path, typer.Option(help="Where the figures go (JSON).")] = Path(
+        "bench-results/bench-validate.json"
+    ),
+    workdir: Annotated[Path, typer.Option(help="Inputs (cached) and scratch.")] = Path("bench-results/work"),
+) -> None:
+    """Validation of one staged batch: scdx's dialect against its old pg_catalog reflection."""
+    import json
+
+    from pipelines.bench_validate import run_validate_bench
+
+    results = run_validate_bench(rows, workdir.resolve(), rounds)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    table = Table(title=f"scdx bench validate, {rows:,} rows")
+    columns = ("dialect", "round", "validate() s", "statements", "failed", "catalog", "lookup ms", "outcome")
+    for column in columns:
+        table.add_column(column)
+    for f in results["figures"]:
+        table.add_row(
+            "baseline (pg_catalog reflection)" if f["variant"] == "baseline" else "scdx (DuckDB catalog)",
+            str(f["round_number"]),
+            f"{f['seconds']:.2f}",
+            str(f["statements"]),
+            str(f["failed_statements"]),
+            str(f["catalog_statements"]),
+            f"{f['lookup_ms']:.1f}",
+            f["outcome"],
+        )
+    console.print(table)
+    each = ", ".join(str(r) for r in results["ratios_by_round"])
+    console.print(f"scdx/baseline: {results['ratio_scdx_to_baseline']} (rounds: {each})", highlight=False)
+    saved = ", ".join(f"{s:.2f}" for s in results["seconds_saved_by_round"])
+    console.print(
+        f"saved per validation: {results['seconds_saved']:.2f} s (rounds: {saved})", highlight=False
+    )
+    lookup = results["lookup_ms"]
+    console.print(
+        f"GX's column lookup: {lookup['baseline']:.1f} ms baseline, {lookup['scdx']:.1f} ms scdx (median)",
+        highlight=False,
+    )
+    code = results["code"]
+    if code["commit"]:
+        changes = " with uncommitted changes" if code["uncommitted_changes"] else ""
+        console.print(f"code: {code['commit']}{changes}, started {results['started_at']}", highlight=False)
+    console.print(f"figures written to {out}", highlight=False)
+
+
 @app.command()
 def reliability(
     write: Annotated[Path | None, typer.Option(help="Write the report here (docs/reliability.md).")] = None,

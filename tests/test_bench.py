@@ -101,3 +101,49 @@ def test_bench_names_the_commit_it_measured_and_whether_tracked_files_differed(t
     assert code_version(tmp_path) == {"commit": head, "uncommitted_changes": False}
     (tmp_path / "refresh.py").write_text("two\n")
     assert code_version(tmp_path) == {"commit": head, "uncommitted_changes": True}
+
+
+def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_reflection(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench-validate.json"
+    result = subprocess.run(
+        [
+            SCDX,
+            "bench",
+            "validate",
+            "--rows",
+            "20000",
+            "--rounds",
+            "2",
+            "--out",
+            str(out),
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    # The order alternates between rounds, so neither dialect always runs first.
+    assert [(f["variant"], f["round_number"]) for f in figures["figures"]] == [
+        ("baseline", 1),
+        ("scdx", 1),
+        ("scdx", 2),
+        ("baseline", 2),
+    ]
+    by = {(f["variant"], f["round_number"]): f for f in figures["figures"]}
+    for figure in by.values():
+        assert figure["passed"] and figure["rows"] == 20000
+        assert figure["seconds"] > 0 and figure["lookup_ms"] > 0
+    # The baseline's reflection fails on DuckDB; scdx's sends no failing statement, and fewer.
+    for n in (1, 2):
+        assert by[("baseline", n)]["failed_statements"] > 0
+        assert by[("scdx", n)]["failed_statements"] == 0
+        assert by[("scdx", n)]["statements"] < by[("baseline", n)]["statements"]
+    each = [by[("scdx", n)]["seconds"] / by[("baseline", n)]["seconds"] for n in (1, 2)]
+    assert figures["ratios_by_round"] == pytest.approx(each, abs=0.01)
+    assert figures["ratio_scdx_to_baseline"] == pytest.approx(sum(each) / 2, abs=0.01)
+    assert "scdx/baseline" in result.stdout and "column lookup" in result.stdout
