@@ -121,6 +121,7 @@ def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_re
             "--workdir",
             str(tmp_path / "w"),
         ],
+        env={**os.environ, "COLUMNS": "200"},  # rich wraps at the terminal's width
         capture_output=True,
         text=True,
         timeout=900,

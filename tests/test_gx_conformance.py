@@ -398,7 +398,7 @@ def _case(**flags: Any) -> Case:
     names = tuple(
         frozenset(flags.get(k, ())) for k in ("dataset_only", "dataset_suppressed", "only", "suppressed")
     )
-    return Case("x", "expect_column_values_to_be_null", "t", {}, {}, False, None, None, False, names)  # type: ignore[arg-type]
+    return Case("x", "expect_column_values_to_be_null", "t", {}, {}, False, None, None, False, names)
 
 
 @pytest.mark.parametrize(

@@ -196,3 +196,22 @@ def test_scdx_key_uniqueness_query_counts_the_keys_gxs_pandas_compound_uniquenes
     keys = Counter(zip(*(_batch().column(k).to_pylist() for k in census.primary_key), strict=True))
     assert ours.success is theirs.success is False
     assert ours.result["observed_value"] == len(duplicated) == sum(1 for n in keys.values() if n > 1) > 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda gxe: gxe.ExpectColumnValuesToMatchRegex(column="country_code", regex=r"^0[0-9]{3}$"),
+        lambda gxe: gxe.ExpectColumnValuesToNotMatchRegex(column="hs_code", regex="9$"),
+        lambda gxe: gxe.ExpectColumnValuesToBeBetween(column="value", min_value=0),
+        lambda gxe: gxe.ExpectColumnValuesToNotBeNull(column="country_code"),
+        lambda gxe: gxe.ExpectColumnValuesToBeUnique(column="rank"),
+        lambda gxe: gxe.ExpectTableRowCountToBeBetween(min_value=ROWS),
+    ],
+    ids=["regex", "not-regex", "between", "not-null", "unique", "row-count"],
+)
+def test_column_checks_over_the_parquet_view_agree_with_pandas(engines: Engines, make: Any) -> None:
+    from great_expectations import expectations as gxe
+
+    duck, pandas = _verdicts(engines, make(gxe), "SUMMARY")
+    assert duck[:4] == pandas[:4]

@@ -478,9 +478,9 @@ def _observed_value_differs(case: Case, observed: Any, expected: Any) -> bool:
     if case.tolerance is not None:
         if isinstance(expected, dict):
             return set(observed) != set(expected) or not all(
-                _allclose(observed[k], v, rtol=case.tolerance, atol=0) for k, v in expected.items()
+                _allclose(observed[k], v, rtol=case.tolerance, atol=1e-8) for k, v in expected.items()
             )
-        return not _allclose(observed, expected, rtol=case.tolerance, atol=0)
+        return not _allclose(observed, expected, rtol=case.tolerance, atol=1e-8)
     if isinstance(expected, dict) and "values" in expected:
         return not (isinstance(observed, dict) and _allclose(observed.get("values"), expected["values"]))
     if FLOAT_TEXT.match(repr(expected)):
@@ -492,7 +492,7 @@ def _partition_differs(observed: Mapping[str, Any] | None, expected: Mapping[str
     if not observed:
         return True
     keys = ["bins", "weights", *(["tail_weights"] if "tail_weights" in observed else [])]
-    return not all(_allclose(observed[k], expected[k], atol=1e-8) for k in keys)
+    return not all(_allclose(observed[k], expected[k], rtol=1e-5, atol=1e-8) for k in keys)
 
 
 def differences(case: Case, observed: Observed) -> dict[str, str]:
