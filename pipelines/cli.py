@@ -429,7 +429,17 @@ def bench_validate(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     table = Table(title=f"scdx bench validate, {rows:,} rows")
-    columns = ("dialect", "round", "validate() s", "statements", "failed", "catalog", "lookup ms", "outcome")
+    columns = (
+        "dialect",
+        "round",
+        "validate() s",
+        "CPU s",
+        "statements",
+        "failed",
+        "catalog",
+        "lookup ms",
+        "outcome",
+    )
     for column in columns:
         table.add_column(column)
     for f in results["figures"]:
@@ -437,6 +447,7 @@ def bench_validate(
             "baseline (pg_catalog reflection)" if f["variant"] == "baseline" else "scdx (DuckDB catalog)",
             str(f["round_number"]),
             f"{f['seconds']:.2f}",
+            f"{f['cpu_seconds']:.2f}",
             str(f["statements"]),
             str(f["failed_statements"]),
             str(f["catalog_statements"]),
@@ -446,6 +457,10 @@ def bench_validate(
     console.print(table)
     each = ", ".join(str(r) for r in results["ratios_by_round"])
     console.print(f"scdx/baseline: {results['ratio_scdx_to_baseline']} (rounds: {each})", highlight=False)
+    cpu_each = ", ".join(str(r) for r in results["cpu_ratios_by_round"])
+    console.print(
+        f"scdx/baseline, CPU: {results['cpu_ratio_scdx_to_baseline']} (rounds: {cpu_each})", highlight=False
+    )
     saved = ", ".join(f"{s:.2f}" for s in results["seconds_saved_by_round"])
     console.print(
         f"saved per validation: {results['seconds_saved']:.2f} s (rounds: {saved})", highlight=False

@@ -138,7 +138,7 @@ def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_re
     by = {(f["variant"], f["round_number"]): f for f in figures["figures"]}
     for figure in by.values():
         assert figure["passed"] and figure["rows"] == 20000
-        assert figure["seconds"] > 0 and figure["lookup_ms"] > 0
+        assert figure["seconds"] > 0 and figure["cpu_seconds"] > 0 and figure["lookup_ms"] > 0
     # The baseline's reflection fails on DuckDB; scdx's sends no failing statement, and fewer.
     for n in (1, 2):
         assert by[("baseline", n)]["failed_statements"] > 0
@@ -147,4 +147,6 @@ def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_re
     each = [by[("scdx", n)]["seconds"] / by[("baseline", n)]["seconds"] for n in (1, 2)]
     assert figures["ratios_by_round"] == pytest.approx(each, abs=0.01)
     assert figures["ratio_scdx_to_baseline"] == pytest.approx(sum(each) / 2, abs=0.01)
+    cpu = [by[("scdx", n)]["cpu_seconds"] / by[("baseline", n)]["cpu_seconds"] for n in (1, 2)]
+    assert figures["cpu_ratios_by_round"] == pytest.approx(cpu, abs=0.01)
     assert "scdx/baseline" in result.stdout and "column lookup" in result.stdout
