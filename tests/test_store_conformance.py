@@ -1,0 +1,342 @@
+"""The release store conformance suite: what any implementation of ``pipelines.store.ReleaseStore``
+must do, run here against the local store with its catalog in SQLite and in PostgreSQL.
+
+Every release of the suite holds ``curated.t`` and the mart ``marts.m`` built from it; a reader
+that ever sees them disagree has seen half a release (tests/store_helpers.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.faults import FAULT_ENV
+from pipelines.layout import Layout
+from pipelines.store import DamagedRelease, ReleaseStore, StoreError
+from pipelines.store.catalog import _engines
+
+from .store_helpers import make_store, publish_tag, whole
+
+PROJECT = Path(__file__).resolve().parents[1]
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+PUBLISH_STEPS = (
+    "publish:before_commit",
+    "publish:before_catalog",
+    "publish:before_swap",
+    "publish:after_swap",
+)
+
+
+def _postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test's catalog, dropped afterwards."""
+    import psycopg
+
+    name = f"scdx_conformance_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is needed on 127.0.0.1:5432 (user postgres, database test, trust auth) for the "
+            f"catalog conformance run: {exc}. Start it with "
+            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'."
+        )
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_SERVER}/{name}"
+    try:
+        yield url
+    finally:
+        engine = _engines.pop(url, None)
+        if engine is not None:
+            engine.dispose()
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def data_dir(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A data directory whose catalog is SQLite (in it) or a fresh PostgreSQL database."""
+    root = tmp_path / "data"
+    root.mkdir()
+    if request.param == "postgresql":
+        databases = _postgres_database()
+        monkeypatch.setenv("SCDX_CATALOG_URL", next(databases))
+        yield root
+        next(databases, None)
+    else:
+        monkeypatch.delenv("SCDX_CATALOG_URL", raising=False)
+        yield root
+
+
+def _child(*args: str, fault: str | None = None, **env: str) -> subprocess.Popen[str]:
+    """The suite's publisher or reader in a child process (tests/store_helpers.py)."""
+    environment = {**os.environ, **env}
+    environment.pop(FAULT_ENV, None)
+    if fault:
+        environment[FAULT_ENV] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.store_helpers", *args],
+        cwd=PROJECT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _current(data_dir: Path) -> tuple[int, int] | str:
+    with duckdb.connect(str(Layout(data_dir).public_db), read_only=True) as con:
+        return whole(con)
+
+
+def _checksums(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
+    """Every table and mart of a release: (rows, an order-free sum of row hashes)."""
+    names = con.execute(
+        "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE schema_name IN ('curated', 'marts') "
+        "AND NOT internal ORDER BY 1"
+    ).fetchall()
+    out = {}
+    for (name,) in names:
+        rows, digest = con.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {name} AS t"
+        ).fetchone() or (0, 0)
+        out[name] = (int(rows), int(digest))
+    return out
+
+
+def _files_on_disk(data_dir: Path) -> set[str]:
+    return {str(p.relative_to(data_dir)) for p in (data_dir / "tables").rglob("*.parquet")}
+
+
+def _referenced(store: ReleaseStore) -> set[str]:
+    from pipelines.store.local import LocalStore
+
+    assert isinstance(store, LocalStore)
+    return {
+        s.file
+        for r in store.releases()
+        if r.kept
+        for t in store._tables_of(r.number).values()
+        for s in t.segments
+    }
+
+
+# --- atomicity ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", PUBLISH_STEPS)
+def test_a_release_is_all_of_a_change_or_none_of_it_when_its_publisher_is_killed_at_any_step(
+    data_dir: Path, step: str
+) -> None:
+    store = make_store(data_dir)
+    publish_tag(store, 1, 100)
+    killed = _child("publish", str(data_dir), "2", "200", fault=step)
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    # Readers see one whole release: the old one, or (once the catalog committed) the new one.
+    seen = _current(data_dir)
+    assert seen in ((1, 100), (2, 200)), seen
+    # The next publish goes through, points the path at it and leaves no stray file behind.
+    store = make_store(data_dir)
+    publish_tag(store, 3, 300)
+    assert _current(data_dir) == (3, 300)
+    numbers = [r.number for r in store.releases()]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert _files_on_disk(data_dir) == _referenced(store)
+    assert not list((data_dir / "versions" / "public").glob("*.tmp*"))
+
+
+def test_readers_opening_the_path_10000_times_while_publishers_run_and_are_killed_see_only_whole_releases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Readers open files only, never the catalog: one catalog kind is enough here (a few minutes).
+    monkeypatch.delenv("SCDX_CATALOG_URL", raising=False)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    store = make_store(data_dir, keep=5)
+    publish_tag(store, 1, 1001)
+    report, ready = tmp_path / "reader.json", tmp_path / "ready"
+    reader = _child("read-loop", str(data_dir), "10000", str(report), str(ready))
+    tag, kills = 2, 0
+    try:
+        while reader.poll() is None:
+            # Every third publisher is killed mid-publish, at a different step each time.
+            fault = PUBLISH_STEPS[(tag // 3) % len(PUBLISH_STEPS)] if tag % 3 == 0 else None
+            publisher = _child(
+                "publish-many", str(data_dir), str(tag), "1", fault=fault, SCDX_KEEP_VERSIONS="5"
+            )
+            publisher.communicate(timeout=300)
+            kills += publisher.returncode == -signal.SIGKILL
+            tag += 1
+    finally:
+        reader.communicate(timeout=600)
+    result = json.loads(report.read_text())
+    assert result["opens"] == 10000
+    assert result["mixed"] == [] and result["errors"] == []
+    assert len(result["tags"]) > 1 and kills >= 1
+
+
+# --- rollback -------------------------------------------------------------------------------------
+
+
+def test_rollback_restores_a_kept_release_exactly_as_a_new_one_even_when_the_current_file_is_damaged_or_gone(
+    data_dir: Path,
+) -> None:
+    store = make_store(data_dir)
+    for tag in (1, 2, 3):
+        publish_tag(store, tag, 100 * tag)
+    with store.connect(1) as con:
+        first = _checksums(con)
+    current = Layout(data_dir).store("public").version_path(3)
+    os.chmod(current, 0o644)
+    with current.open("r+b") as handle:  # a megabyte of the current release's file overwritten
+        handle.write(os.urandom(min(1 << 20, current.stat().st_size)))
+    restored = store.rollback(1)
+    assert (restored.number, restored.restored, restored.kind) == (4, 1, "rollback")
+    with store.connect() as con:
+        assert _checksums(con) == first
+    Layout(data_dir).store("public").version_path(4).unlink()  # the current file gone altogether
+    again = store.rollback(2)
+    assert again.number == 5 and _current(data_dir) == (2, 200)
+    assert [r.number for r in store.releases()] == [1, 2, 3, 4, 5]  # history only grows
+
+
+def test_rollback_to_a_release_that_predates_a_table_leaves_exactly_its_tables(data_dir: Path) -> None:
+    store = make_store(data_dir)
+    publish_tag(store, 1, 10)
+    before = store.tables(1)
+
+    def add_table(draft: object) -> None:
+        from .store_helpers import T_SCHEMA
+
+        con = draft.connection()  # type: ignore[attr-defined]
+        path = draft.scratch() / "later.parquet"  # type: ignore[attr-defined]
+        con.execute(f"COPY (SELECT 9::BIGINT AS tag, 1::BIGINT AS n) TO '{path}' (FORMAT parquet)")
+        draft.replace_table("curated.later", [path], T_SCHEMA, "run-later")  # type: ignore[attr-defined]
+
+    store.publish(add_table, "data", run_ids=["run-later"])  # type: ignore[arg-type]
+    assert "curated.later" in store.tables()
+    store.rollback(1)
+    assert set(store.tables()) == set(before)
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'later'").fetchone() == (0,)
+
+
+# --- damage ---------------------------------------------------------------------------------------
+
+
+def test_a_damaged_file_is_never_built_upon_and_verify_names_it(data_dir: Path) -> None:
+    store = make_store(data_dir)
+    publish_tag(store, 1, 50)
+    publish_tag(store, 2, 60)
+    assert store.verify() == []
+    (victim,) = [
+        s for s in _referenced(store) if "curated.t" in s and s.startswith("tables") and "000002" in s
+    ]
+    path = data_dir / victim
+    os.chmod(path, 0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped, size unchanged
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedRelease, match=rf"{victim}.*scdx publish rollback"):
+        publish_tag(store, 3, 70)
+    damage = store.verify()
+    assert [(d.release, d.path) for d in damage] == [(2, victim)]
+    assert _current(data_dir) == (2, 60)  # nothing published from the damaged release
+    store.rollback(1)
+    publish_tag(store, 4, 80)  # built on release 1's files, which are whole
+    assert _current(data_dir) == (4, 80)
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def test_retention_keeps_the_newest_releases_and_only_the_files_they_reference(data_dir: Path) -> None:
+    store = make_store(data_dir, keep=3)
+    for tag in range(1, 7):
+        publish_tag(store, tag, tag)
+    kept = [r.number for r in store.releases() if r.kept]
+    assert kept == [4, 5, 6]
+    assert sorted(p.name for p in (data_dir / "versions" / "public").glob("*.duckdb")) == [
+        "scdx-v000004.duckdb",
+        "scdx-v000005.duckdb",
+        "scdx-v000006.duckdb",
+    ]
+    assert _files_on_disk(data_dir) == _referenced(store)
+    with pytest.raises(StoreError, match="release 2 of the public tier is no longer kept"):
+        store.rollback(2)
+    assert store.rollback(4).restored == 4
+
+
+def test_a_change_that_changes_nothing_makes_no_release(data_dir: Path) -> None:
+    store = make_store(data_dir)
+    publish_tag(store, 1, 10)
+    assert publish_tag(store, 1, 10) is None
+    assert [r.number for r in store.releases()] == [1]
+    assert _files_on_disk(data_dir) == _referenced(store)
+
+
+# --- concurrency and signals ----------------------------------------------------------------------
+
+
+def test_two_publishers_at_once_both_publish_whole_releases_one_after_the_other(data_dir: Path) -> None:
+    make_store(data_dir)  # creates the catalog before the race
+    first = _child("publish-many", str(data_dir), "100", "4", SCDX_KEEP_VERSIONS="20")
+    second = _child("publish-many", str(data_dir), "200", "4", SCDX_KEEP_VERSIONS="20")
+    for child in (first, second):
+        _, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err[-2000:]
+    store = make_store(data_dir, keep=20)
+    releases = store.releases()
+    assert [r.number for r in releases] == list(range(1, 9))
+    tags = set()
+    for release in releases:
+        with store.connect(release.number) as con:
+            found = whole(con)
+        assert not isinstance(found, str), (release.number, found)
+        tags.add(found[0])
+    assert tags == {100, 101, 102, 103, 200, 201, 202, 203}
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_publisher_stopped_by_a_signal_leaves_a_whole_release_and_the_next_publish_goes_through(
+    data_dir: Path, signal_number: int
+) -> None:
+    store = make_store(data_dir)
+    publish_tag(store, 1, 10)
+    # The publisher stops itself at the step before its catalog commit: the signal arrives there.
+    publisher = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys\n"
+            "import pipelines.faults as faults\n"
+            f"faults.crash_point = lambda name: os.kill(os.getpid(), {int(signal_number)}) if name == 'publish:before_catalog' else None\n"
+            "import pipelines.store.local as local\n"
+            "local.crash_point = faults.crash_point\n"
+            "from tests.store_helpers import main\n"
+            f"main(['publish', {str(data_dir)!r}, '2', '20'])\n",
+        ],
+        cwd=PROJECT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert publisher.returncode != 0
+    assert _current(data_dir) == (1, 10)
+    assert not list((data_dir / "versions" / "public").glob("*.tmp*"))
+    store = make_store(data_dir)
+    publish_tag(store, 3, 30)
+    assert _current(data_dir) == (3, 30) and _files_on_disk(data_dir) == _referenced(store)
