@@ -35,15 +35,17 @@ def _connection_password(conn_id: str) -> str | None:
         return None
 
 
-def _fail_quarantined(call: Any, *args: Any) -> Any:
-    """Run a task body; a quarantine fails the task at once (retrying cannot fix the data)."""
+def _fail_quarantined(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a task body; a quarantine or a blocked publish fails the task at once (retrying cannot
+    change the data; an operator re-runs with allow_shrink when the agency really removed rows)."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from pipelines.publish import PublishBlocked
     from pipelines.quarantine import QuarantinedError
 
     try:
-        return call(*args)
-    except QuarantinedError as exc:
+        return call(*args, **kwargs)
+    except (QuarantinedError, PublishBlocked) as exc:
         raise AirflowFailException(str(exc)) from None
 
 
@@ -71,6 +73,9 @@ def build_ingest_dag(contract: Contract) -> Any:
         max_active_runs=1,
         tags=["scdx", "ingest", contract.provider.agency, contract.classification],
         doc_md=doc_md(contract),
+        # Trigger with {"allow_shrink": true} to publish a batch that removes more rows than the
+        # contract's publish.max_shrink_pct (the agency really withdrew them).
+        params={"allow_shrink": False},
         default_args={
             "owner": contract.provider.agency,
             "retries": 2,
@@ -120,7 +125,8 @@ def build_ingest_dag(contract: Contract) -> Any:
         def publish(run_state: dict[str, Any]) -> dict[str, Any]:
             from pipelines import tasks
 
-            return tasks.publish(run_state)
+            allow_shrink = bool(get_current_context()["params"].get("allow_shrink"))
+            return _fail_quarantined(tasks.publish, run_state, allow_shrink=allow_shrink)
 
         @task(retries=0, trigger_rule="all_done")
         def check_freshness() -> dict[str, Any]:

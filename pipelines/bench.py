@@ -309,8 +309,12 @@ def serve_pages(pages: str) -> None:
     server.serve_forever()
 
 
-def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path) -> list[Figure]:
-    """scdx's refresh of the input; for JSON pages also the nightly re-run on unchanged bytes."""
+def _scdx(
+    form: str, inputs: Path, work: Path, months: list[str], schemas: Path, keep: bool = False
+) -> list[Figure]:
+    """scdx's refresh of the input; for JSON pages also the nightly re-run on unchanged bytes.
+
+    ``keep``: leave its data directory (``work/scdx-<form>``) for the release figures."""
     data_dir = work / f"scdx-{form}"
     shutil.rmtree(data_dir, ignore_errors=True)
     env = {**os.environ, "SCDX_DATA_DIR": str(data_dir), "SCDX_SCHEMAS_DIR": str(schemas)}
@@ -330,7 +334,6 @@ def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path)
                 months[0],
                 "--end",
                 months[-1],
-                "--no-marts",
             ]
         else:
             args = [SCDX, "ingest-file", DATASET, str(inputs / "input.csv")]
@@ -345,8 +348,10 @@ def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path)
         if form == "json" and code == 0:
             # The nightly refresh when the agency published nothing new: same pages, same bytes.
             code, seconds, rss, tail = _measure(args, env)
-            with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
-                statuses = con.execute("SELECT status FROM meta.runs ORDER BY started_at").fetchall()
+            from pipelines.store.catalog import open_catalog
+
+            history = open_catalog(data_dir).runs()
+            statuses = [(r["status"],) for r in sorted(history, key=lambda r: r["started_at"])]
             unchanged = code == 0 and statuses == [("published",), ("unchanged",)]
             note = "" if unchanged else f"expected a published then an unchanged run, got {statuses}"
             figures.append(Figure("scdx unchanged", form, int(rows), seconds, rss, unchanged, note))
@@ -355,7 +360,8 @@ def _scdx(form: str, inputs: Path, work: Path, months: list[str], schemas: Path)
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 DLT_NOT_INSTALLED = "dlt did not install"
@@ -429,6 +435,35 @@ def code_version(root: Path = PROJECT_ROOT) -> dict[str, Any]:
     return {"commit": commit, "uncommitted_changes": bool(changes)}
 
 
+def _release_figures(
+    workdir: Path, inputs: Path, months: list[str], schemas: Path, rounds: int, with_demo: bool
+) -> dict[str, Any]:
+    """What releases cost, measured on scdx's data directory of the last JSON round: publishing a
+    month into the full table against into a month alone, and analysts' queries on views over
+    Parquet against the same rows as DuckDB tables (bench table and demo)."""
+    from pipelines.bench_releases import (
+        BENCH_QUERIES,
+        compare_queries,
+        demo_queries,
+        native_copy,
+        publish_cost,
+    )
+
+    data_dir = workdir / "scdx-json"
+    release = (data_dir / "scdx.duckdb").resolve()
+    native = native_copy(release, workdir / "bench-native.duckdb", ("curated",))
+    try:
+        table = f"curated.{DATASET}"
+        bench_queries = compare_queries(
+            release, native, {name: sql.format(t=table) for name, sql in BENCH_QUERIES.items()}
+        )
+    finally:
+        native.unlink(missing_ok=True)
+    cost = publish_cost(data_dir, workdir, inputs, months, schemas, DATASET, rounds)
+    demo = demo_queries(workdir) if with_demo else None
+    return {"bench_queries": bench_queries, "publish_cost": cost, "demo_queries": demo}
+
+
 def _ratio(a: Figure | None, b: Figure | None) -> float | None:
     return round(a.seconds / b.seconds, 2) if a and b and a.ok and b.ok and b.seconds else None
 
@@ -439,6 +474,7 @@ def run_bench(
     with_dlt: bool = True,
     forms: tuple[str, ...] = ("json", "csv"),
     rounds: int = 1,
+    with_demo: bool = True,
 ) -> dict[str, Any]:
     """All approaches on both input forms; figures and ratios.
 
@@ -460,10 +496,12 @@ def run_bench(
     def record(name: str, a: Figure | None, b: Figure | None) -> None:
         by_round.setdefault(name, []).append(_ratio(a, b))
 
+    releases: dict[str, Any] = {}
     for form in forms:
         for number in range(1, rounds + 1):
             floor = _in_process_approach("floor", form, inputs, workdir)
-            scdx, *unchanged = _scdx(form, inputs, workdir, months, schemas)
+            last_json = form == "json" and number == rounds
+            scdx, *unchanged = _scdx(form, inputs, workdir, months, schemas, keep=last_json)
             # The alternatives run every round too: one run of each is as noisy as one of scdx
             # (their single-run ratios moved by up to 28 % between benches of the same refresh).
             pandas = _in_process_approach("pandas", form, inputs, workdir)
@@ -478,16 +516,26 @@ def run_bench(
                 record(f"dlt/scdx {form}", dlt, scdx)
                 # A dlt that would not install is not tried again in every round.
                 with_dlt = dlt.note != DLT_NOT_INSTALLED
+            if last_json and scdx.ok:
+                releases = _release_figures(workdir, inputs, months, schemas, rounds, with_demo)
+            if last_json:
+                shutil.rmtree(workdir / "scdx-json", ignore_errors=True)
         by_round.setdefault(f"dlt/scdx {form}", [None])
     # A ratio is reported only when every round produced it (a failed run is no figure).
     ratios = {
         name: None if None in values else round(statistics.median(v for v in values if v is not None), 2)
         for name, values in by_round.items()
     }
+    if releases:
+        ratios["publish into 10M rows/into one month"] = releases["publish_cost"]["ratio"]
+        ratios["analyst queries release/tables, bench table (max)"] = releases["bench_queries"]["max_ratio"]
+        if releases.get("demo_queries"):
+            ratios["analyst queries release/tables, demo (max)"] = releases["demo_queries"]["max_ratio"]
     return {
         "rows": rows,
         "rounds": rounds,
         "started_at": started_at,
+        "releases": releases,
         "code": code_version(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "figures": [{**asdict(f), "rows_per_second": round(f.rows_per_second)} for f in figures],

@@ -38,7 +38,7 @@ def _publish_states(layout: Layout, registry: Registry) -> dict[str, PublishStat
         tables = {
             t
             for (t,) in con.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'curated'"
+                "SELECT view_name FROM duckdb_views() WHERE schema_name = 'curated'"
             ).fetchall()
         }
         latest = con.execute(

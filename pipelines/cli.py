@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import UTC
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +20,9 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from pipelines.contracts import ContractError, Registry, load_registry
+from pipelines.errors import ScdxError
 from pipelines.redact import install_log_redaction, redact_text
-from pipelines.runs import RunRecord
+from pipelines.runs import RunInterrupted, RunRecord
 from pipelines.settings import Settings, load_settings
 from pipelines.window import Window, parse_month
 
@@ -231,9 +233,6 @@ def refresh(
     start: Annotated[str | None, typer.Option(help="First month (YYYY-MM); default from the cursor.")] = None,
     end: Annotated[str | None, typer.Option(help="Last month (YYYY-MM); default this month.")] = None,
     data_dir: DataDirOption = None,
-    no_marts: Annotated[
-        bool, typer.Option("--no-marts", help="Do not rebuild the risk marts afterwards.")
-    ] = False,
     force: Annotated[
         bool,
         typer.Option(
@@ -254,10 +253,8 @@ def refresh(
     for run in runs:
         if run.status not in OK_STATUSES and run.error:
             err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
-    marts_ok = (
-        True if no_marts or not any(run.status == "published" for run in runs) else _build_marts(settings)
-    )
-    if any(run.status not in OK_STATUSES for run in runs) or not marts_ok:
+    _print_marts(settings, runs)
+    if any(run.status not in OK_STATUSES for run in runs):
         raise typer.Exit(1)
 
 
@@ -297,6 +294,25 @@ def ingest_file_command(
         raise typer.Exit(1)
 
 
+def _print_marts(settings: Settings, runs: list[RunRecord]) -> None:
+    """The marts of the current public release (each publish rebuilt those reading its table), and
+    any mart a run's publish had to leave out."""
+    from pipelines.layout import Layout
+    from pipelines.publish import open_store
+
+    store = open_store(Layout(settings.data_dir), "public", settings.keep_versions)
+    current = store.current()
+    if current is None:
+        return
+    marts = {n.removeprefix("marts."): t.rows for n, t in store.tables().items() if n.startswith("marts.")}
+    listed = ", ".join(f"{name} ({rows:,} rows)" for name, rows in sorted(marts.items())) or "none"
+    console.print(f"marts in release {current.number}: {listed}", highlight=False)
+    for run in runs:
+        for warning in run.warnings:
+            if warning.startswith("marts."):
+                err_console.print(f"[yellow]{run.dataset}:[/yellow] {warning}", highlight=False)
+
+
 def _build_marts(settings: Settings) -> bool:
     """Build the risk marts; print what was built and skipped. False when the build failed."""
     from pipelines.layout import Layout
@@ -307,11 +323,16 @@ def _build_marts(settings: Settings) -> bool:
     except MartError as exc:
         err_console.print(f"[red]marts not published:[/red] {exc}")
         return False
-    built = ", ".join(f"{name} ({rows:,} rows)" for name, rows in build.built.items()) or "none"
-    console.print(f"marts built in version {build.version}: {built}", highlight=False)
+    built = ", ".join(f"{name} ({rows:,} rows)" for name, rows in build.built.items())
+    if build.version is None:
+        console.print("marts are up to date with the published tables: no release", highlight=False)
+    else:
+        console.print(f"marts built in release {build.version}: {built or 'none'}", highlight=False)
     for name, reason in build.skipped.items():
         console.print(f"  [yellow]skipped[/yellow] marts.{name}: {reason}", highlight=False)
-    return True
+    for name, reason in build.failed.items():
+        err_console.print(f"  [red]left out[/red] marts.{name}: {reason}", highlight=False)
+    return not build.failed
 
 
 bench_app = typer.Typer(help="Benchmarks: figures and ratios against a baseline.")
@@ -328,6 +349,10 @@ def bench(
     workdir: Annotated[Path, typer.Option(help="Inputs (cached) and scratch.")] = Path("bench-results/work"),
     dlt: Annotated[
         bool, typer.Option("--dlt/--no-dlt", help="Also run dlt (installs it in its own venv).")
+    ] = True,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo/--no-demo", help="Also time docs/analysts.md's queries on the demo's release."),
     ] = True,
     forms: Annotated[str, typer.Option(help="Input forms: json,csv.")] = "json,csv",
     rounds: Annotated[
@@ -351,6 +376,7 @@ def bench(
         with_dlt=dlt,
         forms=tuple(f.strip() for f in forms.split(",")),
         rounds=rounds,
+        with_demo=demo,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
@@ -369,8 +395,23 @@ def bench(
             "yes" if f["ok"] else f"no: {f['note'][:60]}",
         )
     console.print(table)
+    releases = results.get("releases") or {}
+    for label in ("bench_queries", "demo_queries"):
+        for query, figure in (releases.get(label) or {}).get("queries", {}).items():
+            console.print(
+                f"{'bench table' if label == 'bench_queries' else 'demo'}: {query}: release "
+                f"{figure['release_ms']} ms, DuckDB tables {figure['tables_ms']} ms ({figure['ratio']}x)",
+                highlight=False,
+            )
+    if releases.get("publish_cost"):
+        cost = releases["publish_cost"]
+        console.print(
+            f"publishing {cost['month']} into 10M rows: {cost['into_full_s']} s; into that month alone: "
+            f"{cost['into_month_only_s']} s",
+            highlight=False,
+        )
     for name, value in results["ratios"].items():
-        each = results["ratios_by_round"][name]
+        each = results["ratios_by_round"].get(name, [])
         rounds_note = (
             f" (median of rounds: {', '.join('n/a' if r is None else str(r) for r in each)})"
             if len(each) > 1
@@ -559,8 +600,7 @@ def demo(
         err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
     if failed:
         raise typer.Exit(1)
-    if not _build_marts(settings):
-        raise typer.Exit(1)
+    _print_marts(settings, runs)
     _print_query(settings, EXAMPLE_QUERY)
     _print_query(settings, SCORECARD_QUERY)
     _print_query(settings, CHAPTER_CONCENTRATION_QUERY)
@@ -685,99 +725,141 @@ def docs(
     console.print(f"data dictionary written: {index}", highlight=False)
 
 
-publish_app = typer.Typer(no_args_is_help=True, help="Published versions: list and roll back.")
+publish_app = typer.Typer(no_args_is_help=True, help="Releases: list, roll back, verify.")
 app.add_typer(publish_app, name="publish")
 RestrictedOption = Annotated[
     bool, typer.Option("--restricted", help="The restricted tier instead of the public one.")
 ]
 
 
+def _tier(restricted: bool) -> str:
+    return "restricted" if restricted else "public"
+
+
 @publish_app.command("list")
 def publish_list(data_dir: DataDirOption = None, restricted: RestrictedOption = False) -> None:
-    """Every published version, newest first: kind, runs, row counts, whether still kept."""
+    """One line per release, newest first: number, time, what changed, runs, whether still kept."""
     from pipelines.layout import Layout
-    from pipelines.publish import PublishError, list_publishes
-    from pipelines.versions import VersionError
+    from pipelines.publish import list_publishes
 
     settings = _settings(data_dir, live=False, replay_url=None)
     try:
-        rows = list_publishes(Layout(settings.data_dir), "restricted" if restricted else "public")
-    except (PublishError, VersionError) as exc:
+        releases = list_publishes(Layout(settings.data_dir), _tier(restricted))
+    except ScdxError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    table = Table(title="published versions")
-    for column in ("version", "published at", "kind", "runs", "rows per table", "kept"):
-        table.add_column(column)
-    for r in rows:
-        marker = " (current)" if r["current"] else ""
-        kind = r["kind"] + (f" of v{r['restored_version']}" if r["restored_version"] else "")
-        counts = ", ".join(
-            f"{t}={n:,}" for t, n in r["table_rows"].items() if not t.startswith("curated.ref_")
+    if not releases:
+        console.print(f"nothing published yet in the {_tier(restricted)} tier", highlight=False)
+        return
+    current = releases[0].number
+    for r in releases:
+        kind = r.kind + (f" of {r.restored}" if r.restored else "")
+        changed = ", ".join(t for t in r.changed if not t.startswith("curated.ref_")) or "-"
+        runs = ", ".join(r.run_ids) or "-"
+        state = "current" if r.number == current else ("kept" if r.kept else "not kept")
+        console.print(
+            f"{r.number:>5}  {r.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}  {kind:<13} {state:<8}  "
+            f"changed: {changed}  runs: {runs}",
+            highlight=False,
+            soft_wrap=True,
         )
-        table.add_row(
-            f"{r['version']}{marker}",
-            str(r["published_at"]),
-            kind,
-            ", ".join(r["run_ids"] or []),
-            counts,
-            "yes" if r["kept"] else "no",
-        )
-    console.print(table)
 
 
 @publish_app.command("rollback")
 def publish_rollback(
     version: Annotated[
-        int | None, typer.Argument(help="Version to restore (default: the data version before the current).")
+        int | None, typer.Argument(help="Release to restore (default: the release before the current).")
     ] = None,
     data_dir: DataDirOption = None,
     restricted: RestrictedOption = False,
 ) -> None:
-    """Restore an earlier version atomically (as a new version; history is kept)."""
+    """Restore a kept release's tables and marts as a new release (history only grows); works from
+    the catalog alone, even when the current release's file is damaged or gone."""
     from pipelines.layout import Layout
-    from pipelines.publish import PublishError, rollback
-    from pipelines.versions import VersionError
+    from pipelines.publish import rollback
 
     settings = _settings(data_dir, live=False, replay_url=None)
     try:
         new, restored = rollback(
-            Layout(settings.data_dir),
-            version,
-            "restricted" if restricted else "public",
-            settings.keep_versions,
+            Layout(settings.data_dir), version, _tier(restricted), settings.keep_versions
         )
-    except (PublishError, VersionError) as exc:
+    except ScdxError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"version {new} is current; it restores the curated tables of version {restored}")
+    console.print(f"release {new} is current; it restores the tables and marts of release {restored}")
+
+
+@publish_app.command("verify")
+def publish_verify(data_dir: DataDirOption = None, restricted: RestrictedOption = False) -> None:
+    """Check every kept release's files against the checksums recorded when they were written."""
+    from pipelines.layout import Layout
+    from pipelines.publish import open_store
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    store = open_store(Layout(settings.data_dir), _tier(restricted), settings.keep_versions)
+    damage = store.verify()
+    kept = [r.number for r in store.releases() if r.kept]
+    for item in damage:
+        err_console.print(f"[red]release {item.release}: {item.path}: {item.problem}[/red]", highlight=False)
+    if damage:
+        good = sorted(set(kept) - {d.release for d in damage})
+        hint = f"`scdx publish rollback {good[-1]}`" if good else "no undamaged release is kept"
+        err_console.print(f"{len(damage)} damaged file(s); restore an undamaged release with {hint}")
+        raise typer.Exit(1)
+    console.print(f"{len(kept)} kept release(s) of the {_tier(restricted)} tier verified", highlight=False)
+
+
+@app.command()
+def runs(
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset's runs.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 20,
+    data_dir: DataDirOption = None,
+) -> None:
+    """The run history (from the operational catalog): every run, whether it published or not."""
+    from pipelines.layout import Layout
+    from pipelines.publish import catalog_of
+
+    settings = _settings(data_dir, live=False, replay_url=None)
+    for row in catalog_of(Layout(settings.data_dir)).runs(dataset, status)[:limit]:
+        error = f"  {row['error']}" if row["error"] else ""
+        release = f" release {row['publish_version']}" if row["publish_version"] else ""
+        console.print(
+            f"{row['run_id']}  {row['dataset']:<24} {row['status']:<11} "
+            f"{row['rows_published'] or 0:>10,} rows{release}{error}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
 def lineage(
-    table: Annotated[str, typer.Argument(help="curated.<dataset> (or the dataset name)")],
+    table: Annotated[str, typer.Argument(help="curated.<dataset>, marts.<mart> (or the dataset name)")],
     data_dir: DataDirOption = None,
     restricted: RestrictedOption = False,
 ) -> None:
-    """The chain from a curated table back to the agency URLs (without secrets) and raw checksums."""
+    """The chain from a table back to the agency URLs (without secrets) and raw checksums."""
     from pipelines.layout import Layout
-    from pipelines.publish import PublishError, table_lineage
-    from pipelines.versions import VersionError
+    from pipelines.publish import table_lineage
 
     settings = _settings(data_dir, live=False, replay_url=None)
     try:
-        rows = table_lineage(Layout(settings.data_dir), table, "restricted" if restricted else "public")
-    except (PublishError, VersionError) as exc:
+        rows = table_lineage(Layout(settings.data_dir), table, _tier(restricted))
+    except ScdxError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     if not rows:
         err_console.print(f"[red]no lineage for {table}[/red]")
         raise typer.Exit(1)
-    console.print(f"[bold]{table}[/bold] as of version {rows[0]['version']}", highlight=False)
+    console.print(f"[bold]{table}[/bold] as of release {rows[0]['version']}", highlight=False)
     run = None
     for r in rows:
         if r["run_id"] != run:
             run = r["run_id"]
-            console.print(f"  run {run} ({r['run_status']}, started {r['run_started_at']})", highlight=False)
+            console.print(
+                f"  {r['table_name']} run {run} ({r['run_status']}, started {r['run_started_at']})",
+                highlight=False,
+            )
         source = f" <- {r['url']} fetched {r['fetched_at']}" if r["kind"] == "raw" else ""
         console.print(
             f"    {r['kind']:6} {r['path']} sha256 {r['sha256'][:16]}…{source}",
@@ -844,18 +926,35 @@ def replay_server(
         server.stop()
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGINT or SIGTERM: end the command through the runs in progress, which record themselves
+    as interrupted on the way out (pipelines.refresh)."""
+    raise RunInterrupted(signal.Signals(signum).name, 128 + signum)
+
+
 def main() -> None:
     """Console-script entry point.
+
+    SIGINT and SIGTERM end a command cleanly: the run in progress is recorded as interrupted,
+    nothing half-published stays, one line says so, and the exit code is 130 or 143.
 
     Ends with ``os._exit`` after flushing: DuckDB 2.0's nanobind bindings print dozens of
     "leaked instance" lines at interpreter shutdown once GX and duckdb_engine are both imported
     (harmless, but it buries the summary). Everything we own is closed and flushed first.
     """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except RunInterrupted as exc:
+        err_console.print(
+            f"scdx: {exc}; the run in progress is recorded as interrupted, nothing was half-published",
+            highlight=False,
+        )
+        code = exc.exit_code
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -2,7 +2,9 @@
 
 ``SCDX_FAULT_KILL_AT=<point>`` makes the process SIGKILL itself when it reaches that point — the
 same as a machine losing power or the OOM killer — and is unset in normal operation. The points
-are the stage boundaries and the steps of a publish (docs/reliability.md lists them).
+are the stage boundaries and the steps of a publish: before its commit (data and release files
+being written), before the catalog records it, before and after the symlink swap
+(docs/reliability.md lists them).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ CRASH_POINTS = (
     "after_stage",
     "after_validate",
     "publish:before_commit",
+    "publish:before_catalog",
     "publish:before_swap",
     "publish:after_swap",
 )

@@ -12,8 +12,7 @@ from datetime import UTC, date, datetime
 
 from pipelines.contracts import Contract
 from pipelines.layout import Layout
-from pipelines.publish import last_published, tier_of
-from pipelines.versions import open_current
+from pipelines.publish import catalog_of, last_published
 
 
 @dataclass(frozen=True)
@@ -44,16 +43,14 @@ class Freshness:
 
 
 def _last_publish_date(contract: Contract, layout: Layout) -> date | None:
-    store = layout.store(tier_of(contract))
-    if not store.link.exists():
+    """When the dataset last published, from the run history."""
+    finished = [
+        r["finished_at"] for r in catalog_of(layout).runs(contract.dataset, "published") if r["finished_at"]
+    ]
+    if not finished:
         return None
-    with open_current(store) as con:
-        row = con.execute(
-            "SELECT max(finished_at) FROM meta.runs WHERE dataset = ? AND status = 'published'",
-            [contract.dataset],
-        ).fetchone()
-    value = row[0] if row else None
-    return value.astimezone(UTC).date() if isinstance(value, datetime) else None
+    latest: datetime = max(finished)
+    return (latest if latest.tzinfo else latest.replace(tzinfo=UTC)).astimezone(UTC).date()
 
 
 def check_freshness(contract: Contract, layout: Layout, as_of: date) -> Freshness:

@@ -5,9 +5,12 @@ staged/<dataset>/<run_id>/       contract-typed Parquet (zstd)
 quarantine/<dataset>/<run_id>/   staged Parquet that failed a blocking check, with its report
 reports/<dataset>/<run_id>/      validation results (ours and GX's)
 gx/data_docs/                    Great Expectations Data Docs site
-versions/public/                 immutable published database versions
-scdx.duckdb                      symlink to the current public version (what analysts open)
-locks/                           publish lock
+tables/public/<table>/           immutable table data of the releases (Parquet, read-only)
+versions/public/                 one small DuckDB file per release: views over its tables, meta.*
+scdx.duckdb                      symlink to the current public release (what analysts open)
+catalog.sqlite                   the operational catalog: runs, releases, files (or SCDX_CATALOG_URL)
+restricted/                      the restricted tier's tables, releases and path (owner-only)
+locks/                           publish and dataset locks
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def fsync_path(path: Path, release_cache: bool = False) -> None:
 
 @dataclass(frozen=True)
 class VersionStore:
-    """One tier of curated databases: the path readers open and the immutable versions behind it."""
+    """One tier of releases: the path readers open, the release files behind it, its publish lock."""
 
     tier: str
     link: Path

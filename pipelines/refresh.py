@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pipelines.ahead import read_ahead
 from pipelines.contracts import Contract, Registry
+from pipelines.errors import ScdxError
 from pipelines.extract import extract
 from pipelines.faults import crash_point
 from pipelines.formats import refusal, sniff
@@ -28,19 +29,18 @@ from pipelines.layout import Layout, new_run_id
 from pipelines.locks import file_lock
 from pipelines.publish import (
     PublishResult,
+    begin_run,
     last_published,
     latest_published_run,
     publish,
     record_run,
-    tier_of,
 )
 from pipelines.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
 from pipelines.redact import redact_text, resolve_api_key
-from pipelines.runs import NOTHING_TO_PUBLISH, RunRecord
+from pipelines.runs import NOTHING_TO_PUBLISH, RunInterrupted, RunRecord
 from pipelines.settings import Settings
 from pipelines.sources import DriftEvent, DriftRejected, FormatRefused, source_module
 from pipelines.stage import StagedBatch
-from pipelines.versions import prepare_copy
 from pipelines.window import Window, incremental_window
 
 if TYPE_CHECKING:
@@ -138,17 +138,44 @@ def _failure_recorded(
     try:
         with dataset_guard(contract, settings):
             yield
+    except (KeyboardInterrupt, RunInterrupted) as exc:
+        # SIGINT or SIGTERM: the run ends as interrupted, recorded before the process exits.
+        run.finish("interrupted", error=f"interrupted by {getattr(exc, 'signal_name', 'SIGINT')}")
+        _record_outcome(run, contract, registry, settings)
+        raise
     except Exception as exc:
         if unless is not None and isinstance(exc, unless):
             raise
         # An audit that refused the publish says so (blocked); anything else failed the run.
         status = getattr(exc, "run_status", "failed")
         run.finish(status, error=redact_text(f"{type(exc).__name__}: {exc}"))
-        try:
-            record_run(run, contract, registry, Layout(settings.data_dir), settings.keep_versions)
-        except Exception as record_error:
-            log.error("%s: could not record failed run %s: %s", contract.dataset, run.run_id, record_error)
+        _record_outcome(run, contract, registry, settings)
         raise
+
+
+@contextmanager
+def _interrupts_recorded(
+    run: RunRecord, contract: Contract, registry: Registry, settings: Settings
+) -> Iterator[None]:
+    """A signal between steps still ends the run as interrupted (a step records its own)."""
+    try:
+        yield
+    except (KeyboardInterrupt, RunInterrupted) as exc:
+        if run.status == "running":
+            run.finish("interrupted", error=f"interrupted by {getattr(exc, 'signal_name', 'SIGINT')}")
+            _record_outcome(run, contract, registry, settings)
+        raise
+
+
+def _record_outcome(run: RunRecord, contract: Contract, registry: Registry, settings: Settings) -> None:
+    """Record how a run ended; if even that fails (the catalog unreachable), say so in the log:
+    the run stays ``running`` and the next start marks it abandoned."""
+    try:
+        record_run(run, contract, registry, Layout(settings.data_dir))
+    except (ScdxError, OSError) as record_error:
+        log.error(
+            "%s: could not record the %s run %s: %s", contract.dataset, run.status, run.run_id, record_error
+        )
 
 
 def _last_published_landing(contract: Contract, layout: Layout) -> LandedBatch | None:
@@ -287,7 +314,7 @@ def step_normalize_stage(
     same_as = None if force else unchanged_upstream(run, contract, registry, layout)
     if same_as is not None:
         run.finish("unchanged")
-        record_run(run, contract, registry, layout, settings.keep_versions)
+        record_run(run, contract, registry, layout)
         log.info(
             "%s run %s: upstream bytes identical to published run %s; nothing published",
             contract.dataset,
@@ -333,7 +360,7 @@ def step_normalize_stage(
     if stats.pages == stats.empty_pages:
         # Only "no data" answers (HTTP 204, empty pages): not an error, nothing to validate or publish.
         run.finish("no_data")
-        record_run(run, contract, registry, layout, settings.keep_versions)
+        record_run(run, contract, registry, layout)
         log.info("%s run %s: no data in the window; nothing published", contract.dataset, run.run_id)
     crash_point("after_stage")
     return staged
@@ -398,7 +425,7 @@ def _finish_quarantined(
     run.rows_quarantined = rows
     run.quarantine_path = str(error.quarantine_path)
     run.finish("quarantined", error=str(error))
-    record_run(run, contract, registry, Layout(settings.data_dir), settings.keep_versions)
+    record_run(run, contract, registry, Layout(settings.data_dir))
 
 
 def step_publish(
@@ -435,9 +462,8 @@ def refresh_dataset(
     publish even when it removes more rows than the contract's max_shrink_pct.
     """
     run = run or start_run(contract)
-    with dataset_guard(contract, settings):
-        # The run ends in a new version of its tier either way; its copy is made while this downloads.
-        prepare_copy(Layout(settings.data_dir).store(tier_of(contract)))
+    with _interrupts_recorded(run, contract, registry, settings), dataset_guard(contract, settings):
+        begin_run(run, contract, registry, Layout(settings.data_dir))
         landed = step_extract_land(run, contract, registry, settings, base_url, window=window, as_of=as_of)
         staged = step_normalize_stage(
             run, landed, contract, registry, settings, force=force, validating_next=True
@@ -466,8 +492,8 @@ def ingest_file(
 ) -> RunRecord:
     """The same land -> normalize -> stage -> validate -> publish path, for a file in hand."""
     run = run or start_run(contract)
-    with dataset_guard(contract, settings):
-        prepare_copy(Layout(settings.data_dir).store(tier_of(contract)))
+    with _interrupts_recorded(run, contract, registry, settings), dataset_guard(contract, settings):
+        begin_run(run, contract, registry, Layout(settings.data_dir))
         landed = step_land_file(run, contract, registry, settings, path)
         staged = step_normalize_stage(run, landed, contract, registry, settings, validating_next=True)
         if run.status in NOTHING_TO_PUBLISH:

@@ -366,7 +366,6 @@ def _refresh_process(data_dir: Path, replay_url: str, fault: str | None) -> subp
             "2025-10",
             "--end",
             "2026-03",
-            "--no-marts",
         ],
         env=env,
         capture_output=True,
@@ -539,7 +538,7 @@ def input_cases(cat: Catalogue) -> Iterator[Outcome]:
         before = _tree(layout.root)
         schemas = _broken_schemas(cat, name.replace(" ", "_"), edit, text)
         result = _cli(
-            ["refresh", DATASET, "--no-marts"],
+            ["refresh", DATASET],
             {"SCDX_DATA_DIR": str(layout.root), "SCDX_SCHEMAS_DIR": str(schemas)},
         )
         printed = _printed(result)
@@ -553,7 +552,7 @@ def input_cases(cat: Catalogue) -> Iterator[Outcome]:
 
     layout, _settings = cat.fresh()
     before = _tree(layout.root)
-    result = _cli(["refresh", "../../etc/passwd", "--no-marts"], {"SCDX_DATA_DIR": str(layout.root)})
+    result = _cli(["refresh", "../../etc/passwd"], {"SCDX_DATA_DIR": str(layout.root)})
     printed = _printed(result)
     outcome = Outcome(
         "path traversal in a dataset name", "bad input", "dataset '../../etc/passwd'", 1, "fails cleanly"
@@ -587,7 +586,6 @@ def _wider_refresh(
         "2025-10",
         "--end",
         "2026-03",
-        "--no-marts",
     ]
     return _cli(args, {"SCDX_DATA_DIR": str(layout.root)}, preexec)
 
@@ -687,7 +685,6 @@ def concurrency_cases(cat: Catalogue) -> Iterator[Outcome]:
             "2025-10",
             "--end",
             "2026-03",
-            "--no-marts",
         ]
         first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)

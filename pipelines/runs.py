@@ -12,9 +12,33 @@ from typing import Any
 # contract), so normalizing and publishing again would change nothing; nothing is published.
 # blocked: publishing would have removed more of a table than the contract allows (max_shrink_pct),
 # or a partial batch the contract refuses; nothing published, the message gives the numbers.
-RUN_STATUSES = ("running", "published", "quarantined", "blocked", "failed", "no_data", "unchanged")
+# interrupted: SIGINT or SIGTERM ended it (recorded on the way out); abandoned: found running at a
+# later start, its process gone (kill -9, a lost machine).
+RUN_STATUSES = (
+    "running",
+    "published",
+    "quarantined",
+    "blocked",
+    "failed",
+    "no_data",
+    "unchanged",
+    "interrupted",
+    "abandoned",
+)
 NOTHING_TO_PUBLISH = ("no_data", "unchanged")
 DETAIL_LISTS = ("drift", "unit_conversions")
+
+
+class RunInterrupted(BaseException):
+    """SIGTERM reached a run (SIGINT arrives as KeyboardInterrupt): it ends as ``interrupted``.
+
+    A BaseException, like KeyboardInterrupt, so that no handler of ordinary errors swallows it.
+    """
+
+    def __init__(self, signal_name: str, exit_code: int) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name = signal_name
+        self.exit_code = exit_code
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pipelines.contracts import Contract, Registry, load_registry
 from pipelines.dag_support import PUBLISH_POOL
 from pipelines.land import open_landed
 from pipelines.layout import Layout
-from pipelines.publish import last_published
+from pipelines.publish import begin_run, last_published
 from pipelines.refresh import (
     source_endpoints,
     start_run,
@@ -45,6 +45,7 @@ def extract_and_land(
     """Start a run, fetch the months its data interval covers (plus lookback), land every response."""
     settings, registry, contract = _load(dataset)
     run = start_run(contract)
+    begin_run(run, contract, registry, Layout(settings.data_dir), owned_by_process=False)
     window = None
     if interval_end is not None:
         cursor = contract.source.incremental
@@ -73,11 +74,11 @@ def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
     return run.to_dict()
 
 
-def _on_staged(run_state: dict[str, Any], step: Callable[..., object]) -> dict[str, Any]:
+def _on_staged(run_state: dict[str, Any], step: Callable[..., object], **options: Any) -> dict[str, Any]:
     run = RunRecord.from_dict(run_state)
     settings, registry, contract = _load(run.dataset)
     staged = open_staged(run.dataset, run.run_id, Layout(settings.data_dir))
-    step(run, staged, contract, registry, settings)
+    step(run, staged, contract, registry, settings, **options)
     return run.to_dict()
 
 
@@ -86,9 +87,10 @@ def validate(run_state: dict[str, Any]) -> dict[str, Any]:
     return _on_staged(run_state, step_validate)
 
 
-def publish(run_state: dict[str, Any]) -> dict[str, Any]:
-    """Publish the validated batch as a new version of the curated database."""
-    return _on_staged(run_state, step_publish)
+def publish(run_state: dict[str, Any], allow_shrink: bool = False) -> dict[str, Any]:
+    """Publish the validated batch (with the marts built from it) as the tier's next release;
+    ``allow_shrink`` lets it remove more rows than the contract's max_shrink_pct."""
+    return _on_staged(run_state, step_publish, allow_shrink=allow_shrink)
 
 
 def has_data(run_state: dict[str, Any]) -> bool:

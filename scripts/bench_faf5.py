@@ -5,7 +5,7 @@
 
 For each size, the FAF5 regional zip is generated once (cached, see pipelines/faf5_generate.py)
 and served by a replay server in this process; the refresh runs as ``scdx refresh
-faf5_regional_flows --replay-url ... --no-marts`` in a child process (extract, land, normalize,
+faf5_regional_flows --replay-url ...`` in a child process (extract, land, normalize,
 stage, validate, publish, in a fresh data directory) under ``/usr/bin/time -v``, whose "Maximum
 resident set size" is the peak RSS reported. With ``--per-task`` each Airflow task body
 (pipelines.tasks: extract_and_land, normalize_and_stage, validate, publish) also runs in its own
@@ -105,7 +105,6 @@ def bench_size(rows: int, workdir: Path, server: ReplayServer, per_task: bool) -
         DATASET,
         "--replay-url",
         server.url,
-        "--no-marts",
         "--data-dir",
         str(data_dir),
     ]

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,13 @@ AS_OF = date(2026, 11, 23)
 
 # Keep test subprocesses (Airflow, CLI) off any real scheduler or agency.
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def catalog_runs(layout: Layout, dataset: str | None = None) -> list[dict[str, Any]]:
+    """The run history of a data directory (the operational catalog), oldest first."""
+    from pipelines.publish import catalog_of
+
+    return sorted(catalog_of(layout).runs(dataset), key=lambda r: r["started_at"])
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from pipelines.settings import Settings
 from pipelines.sources import RawPage
 from pipelines.sources.nrel_afdc import parse_page
 
-from .conftest import AS_OF, RECORDINGS, TEST_API_KEY
+from .conftest import AS_OF, RECORDINGS, TEST_API_KEY, catalog_runs
 from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 RECORDED = RECORDINGS / "nrel_afdc" / "afdc_nearest_elec_lpg_80203_2018-05-18.json"
@@ -413,7 +413,7 @@ def test_afdc_older_access_value_saying_neither_public_nor_private_fails_naming_
     assert run.status == "failed"
     # The run is recorded as failed; what was published stays as it was.
     assert _curated(layout, "SELECT * FROM curated.afdc_charging_stations ORDER BY station_id") == before
-    assert _curated(layout, f"SELECT status FROM meta.runs WHERE run_id = '{run.run_id}'") == [("failed",)]
+    assert [r["status"] for r in catalog_runs(layout) if r["run_id"] == run.run_id] == ["failed"]
 
 
 # --- Airflow ----------------------------------------------------------------------------------------------

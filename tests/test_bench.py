@@ -25,6 +25,7 @@ def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_report
             "--rows",
             "20000",
             "--no-dlt",
+            "--no-demo",
             "--rounds",
             "2",
             "--out",
@@ -70,6 +71,16 @@ def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_report
     assert ratios["scdx unchanged/scdx json"] == pytest.approx(
         sum(each["scdx unchanged/scdx json"]) / 2, abs=0.01
     )
+    # What releases cost: a month published into the whole table against into that month alone
+    # (the publish step of real refreshes), and analysts' queries on the release against tables.
+    releases = figures["releases"]
+    cost = releases["publish_cost"]
+    assert len(cost["into_full_s"]) == len(cost["into_month_only_s"]) == 2
+    assert cost["ratio"] == pytest.approx(sum(cost["ratios_by_round"]) / 2, abs=0.01)
+    queries = releases["bench_queries"]["queries"]
+    assert len(queries) == 5 and all(q["release_ms"] > 0 and q["tables_ms"] > 0 for q in queries.values())
+    assert ratios["publish into 10M rows/into one month"] == cost["ratio"]
+    assert releases["demo_queries"] is None
     assert "scdx/floor json" in result.stdout and "median of rounds" in result.stdout
     assert "peak RSS MiB" in result.stdout
     # Which code made the figures, and when: benches are compared across days.

@@ -30,7 +30,7 @@ from pipelines.sources import RawPage
 from pipelines.sources.bls_qcew import area_type, industry_file, parse_page
 from pipelines.window import Window
 
-from .conftest import RECORDINGS
+from .conftest import RECORDINGS, catalog_runs
 from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture
 
 SLICES = RECORDINGS / "bls_qcew"
@@ -350,7 +350,8 @@ def test_qcew_second_refresh_starts_two_quarters_back_and_publishes_identical_ro
     second = refresh_dataset(qcew, registry, settings, replay.url, as_of=AS_OF)
     # The cursor (2021-10) minus the 6-month lookback: 2021-Q2 .. 2022-Q1.
     assert (second.window_start, second.window_end) == (date(2021, 4, 1), date(2022, 3, 1))
-    assert len(replay.requests) == 20 and second.status == "published"
+    # The same rows again: normalized and checked, and no release (nothing changes).
+    assert len(replay.requests) == 20 and second.status == "unchanged" and second.rows_staged == 210
     with open_public(layout) as con:
         assert con.execute(query).fetchall() == first
         assert con.execute(
@@ -368,10 +369,9 @@ def test_qcew_window_of_unreleased_quarters_ends_as_no_data_and_publishes_nothin
     )
     assert run.status == "no_data" and run.raw_files == 10 and run.rows_published == 0
     assert {r.status for r in replay.requests} == {404}
-    with open_public(layout) as con:
-        assert con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'bls_qcew_industry'"
-        ).fetchone() == (0,)
+    # Nothing published at all: no release was made for a run without data.
+    assert not layout.public_db.exists()
+    assert [r["status"] for r in catalog_runs(layout)] == ["no_data"]
 
 
 def test_qcew_ingest_file_of_a_hand_downloaded_slice_records_its_name_and_sha256(

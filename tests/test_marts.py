@@ -6,40 +6,42 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from pipelines.codelists import ref_table_statements
 from pipelines.contracts import Registry, duckdb_ddl
 from pipelines.layout import Layout
 from pipelines.marts import MartError, build_order, datasets_read, load_marts, parse_mart, publish_marts
-from pipelines.publish import new_public_version, open_public
+from pipelines.publish import open_public, open_store, refresh_reference_tables, table_schema
+from pipelines.store import Draft
 
 Rows = list[tuple[object, ...]] | list[dict[str, object]]
 
 
 def publish_fixture(layout: Layout, registry: Registry, rows: dict[str, Rows]) -> None:
-    """A public version holding exactly these curated rows (and the reference code lists).
+    """A public release holding exactly these curated rows (and the reference code lists).
 
     A row is a tuple of every column in contract order, or a dict of some columns (the rest null).
     """
 
-    def change(con: duckdb.DuckDBPyConnection, version: int) -> list[str]:
-        for name in registry.codelists.names:
-            for statement in ref_table_statements(registry.codelists, name):
-                con.execute(statement)
+    def change(draft: Draft) -> None:
+        refresh_reference_tables(draft, registry)
+        con = draft.connection()
+        con.execute("CREATE SCHEMA IF NOT EXISTS fixture")
         for dataset, values in rows.items():
-            for statement in duckdb_ddl(registry.get(dataset), registry):
+            contract = registry.get(dataset)
+            for statement in duckdb_ddl(contract, registry, schema="fixture"):
                 con.execute(statement)
             for value in values:
                 columns = list(value) if isinstance(value, dict) else []
                 params = list(value.values()) if isinstance(value, dict) else list(value)
                 names = f" ({', '.join(columns)})" if columns else ""
                 placeholders = ", ".join("?" for _ in params)
-                con.execute(f"INSERT INTO curated.{dataset}{names} VALUES ({placeholders})", params)
-        return []
+                con.execute(f"INSERT INTO fixture.{dataset}{names} VALUES ({placeholders})", params)
+            target = draft.scratch() / f"{dataset}.parquet"
+            con.execute(f"COPY fixture.{dataset} TO '{target}' (FORMAT parquet)")
+            draft.replace_table(f"curated.{dataset}", [target], table_schema(contract, registry), "fixture")
 
-    new_public_version(layout, 10, "fixture", change)
+    open_store(layout).publish(change, "fixture")
 
 
 @pytest.fixture
@@ -122,7 +124,7 @@ def test_marts_carry_their_method_as_table_comment_and_column_comments(
     publish_marts(layout)
     with open_public(layout) as con:
         (comment,) = con.execute(
-            "SELECT comment FROM duckdb_tables() WHERE table_name = 'import_concentration'"
+            "SELECT comment FROM duckdb_views() WHERE view_name = 'import_concentration'"
         ).fetchone() or ("",)
         columns = dict(
             con.execute(
@@ -146,11 +148,13 @@ def test_a_mart_whose_inputs_are_not_published_is_skipped_with_the_reason(
         "x.sql",
     )
     build = publish_marts(layout, marts=[*load_marts(), needs_more])
-    assert build.skipped["needs_more"] == "inputs not published yet: bts_border_crossings"
+    assert build.skipped["needs_more"] == "inputs not published: bts_border_crossings"
     assert "import_concentration" in build.built
 
 
-def test_a_failed_mart_check_publishes_nothing(layout: Layout, registry: Registry) -> None:
+def test_a_mart_that_fails_its_check_is_left_out_of_the_release_never_kept_from_older_data(
+    layout: Layout, registry: Registry
+) -> None:
     publish_fixture(
         layout,
         registry,
@@ -161,15 +165,26 @@ def test_a_failed_mart_check_publishes_nothing(layout: Layout, registry: Registr
         "CREATE OR REPLACE TABLE marts.always_wrong AS SELECT 1 AS x",
         "always_wrong.sql",
     )
+    build = publish_marts(layout, marts=[strict])
+    assert build.built == {} and "marts.always_wrong failed its check" in build.failed["always_wrong"]
+    # Nothing changed (the mart was never there): no release either.
+    assert build.version is None
     with open_public(layout) as con:
-        (before,) = con.execute("SELECT max(version) FROM meta.publishes").fetchone() or (0,)
-    with pytest.raises(MartError, match=r"marts.always_wrong failed its check"):
-        publish_marts(layout, marts=[strict])
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'always_wrong'"
+        ).fetchone() == (0,)
+    # A mart built earlier whose check fails on new data leaves the release too, never kept stale.
+    passing = parse_mart(
+        "-- mart: always_wrong\n-- title: t\nCREATE OR REPLACE TABLE marts.always_wrong AS SELECT 2 AS x",
+        "always_wrong.sql",
+    )
+    assert publish_marts(layout, marts=[passing]).built == {"always_wrong": 1}
+    again = publish_marts(layout, marts=[strict])
+    assert "always_wrong" in again.failed and again.version is not None
     with open_public(layout) as con:
-        assert con.execute("SELECT max(version) FROM meta.publishes").fetchone() == (before,)
-        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'").fetchone() == (
-            0,
-        )
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'always_wrong'"
+        ).fetchone() == (0,)
 
 
 def _world(

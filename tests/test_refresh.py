@@ -15,7 +15,7 @@ import pytest
 
 from pipelines.contracts import Contract, Registry
 from pipelines.layout import Layout
-from pipelines.publish import open_public
+from pipelines.publish import open_public, open_store
 from pipelines.refresh import (
     QuarantinedError,
     TransportError,
@@ -28,7 +28,7 @@ from pipelines.replay.server import ReplayServer
 from pipelines.settings import Settings
 from pipelines.window import Window
 
-from .conftest import AS_OF, CENSUS_MONTHS, TEST_API_KEY
+from .conftest import AS_OF, CENSUS_MONTHS, TEST_API_KEY, catalog_runs
 
 ALL_ROWS = 2405  # 481 China rows of the USA Trade Online export, each with 4 aggregate rows
 
@@ -39,11 +39,17 @@ def _table(layout: Layout) -> list[tuple[object, ...]]:
 
 
 def _runs(layout: Layout) -> list[tuple[object, ...]]:
-    with open_public(layout) as con:
-        return con.execute(
-            "SELECT run_id, status, rows_landed, rows_published, rows_quarantined, validation, error, quarantine_path "
-            "FROM meta.runs ORDER BY started_at"
-        ).fetchall()
+    columns = (
+        "run_id",
+        "status",
+        "rows_landed",
+        "rows_published",
+        "rows_quarantined",
+        "validation",
+        "error",
+        "quarantine_path",
+    )
+    return [tuple(r[c] for c in columns) for r in catalog_runs(layout)]
 
 
 def test_refresh_publishes_every_recorded_month_with_comments_and_a_run_record(
@@ -74,7 +80,7 @@ def test_refresh_publishes_every_recorded_month_with_comments_and_a_run_record(
             and "unit USD" in comments["general_value_usd"]
         )
         (table_comment,) = con.execute(
-            "SELECT comment FROM duckdb_tables() WHERE table_name = 'census_trade_imports'"
+            "SELECT comment FROM duckdb_views() WHERE view_name = 'census_trade_imports'"
         ).fetchone() or ("",)
         assert "U.S. Census Bureau" in table_comment and f"v{census.version}" in table_comment
         recorded = con.execute(
@@ -156,15 +162,18 @@ def test_same_raw_input_published_twice_gives_the_same_rows_without_duplicates(
     refresh_dataset(census, registry, settings, replay.url, window=window)
     first = _table(layout)
     # --force: normalize and publish the same bytes again instead of stopping at "unchanged".
-    refresh_dataset(census, registry, settings, replay.url, window=window, force=True)
+    again = refresh_dataset(census, registry, settings, replay.url, window=window, force=True)
     assert _table(layout) == first
+    # Publishing rows identical to the published ones changes nothing: no release is made.
+    assert again.status == "unchanged" and again.rows_staged == len(first) and again.rows_published == 0
+    assert [r.number for r in open_store(layout).releases()] == [1]
     with open_public(layout) as con:
         duplicates = con.execute(
             "SELECT count(*) FROM (SELECT period, hs_code, country_code FROM curated.census_trade_imports "
             "GROUP BY ALL HAVING count(*) > 1)"
         ).fetchone()
     assert duplicates == (0,)
-    assert [r[1] for r in _runs(layout)] == ["published", "published"]
+    assert [r[1] for r in _runs(layout)] == ["published", "unchanged"]
 
 
 def test_refresh_whose_upstream_bytes_did_not_change_ends_unchanged_and_publishes_nothing(
@@ -173,21 +182,13 @@ def test_refresh_whose_upstream_bytes_did_not_change_ends_unchanged_and_publishe
     window = Window(date(2025, 10, 1), date(2026, 3, 1))
     first = refresh_dataset(census, registry, settings, replay.url, window=window)
     table = _table(layout)
-    with open_public(layout) as con:
-        (data_versions,) = con.execute(
-            "SELECT count(*) FROM meta.publishes WHERE kind = 'data'"
-        ).fetchone() or (0,)
+    releases = open_store(layout).releases()
     second = refresh_dataset(census, registry, settings, replay.url, window=window)
     assert second.status == "unchanged" and second.rows_published == 0 and second.publish_version is None
     assert second.raw_sha256 == first.raw_sha256
     assert _table(layout) == table
-    with open_public(layout) as con:
-        assert con.execute("SELECT count(*) FROM meta.publishes WHERE kind = 'data'").fetchone() == (
-            data_versions,
-        )
-        assert con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [second.run_id]).fetchone() == (
-            "unchanged",
-        )
+    assert open_store(layout).releases() == releases  # no release for a run that changes nothing
+    assert [r[1] for r in _runs(layout) if r[0] == second.run_id] == ["unchanged"]
     assert not (layout.staged_dir(census.dataset, second.run_id)).exists()
 
 
@@ -252,7 +253,9 @@ def test_changed_upstream_bytes_or_a_different_window_publish_again(
         narrower = refresh_dataset(
             census, registry, settings, server.url, window=Window(date(2025, 11, 1), date(2026, 3, 1))
         )
-        assert narrower.status == "published"
+        # Another window is not "the same upstream": it is normalized and validated again; its rows
+        # are the published ones, so publishing changes nothing and makes no release.
+        assert narrower.status == "unchanged" and narrower.rows_staged > 0
     # A revised month upstream: one value differs, so the run normalizes and publishes.
     month = recordings_copy / "census_intltrade" / "imports_hs" / "2026-01.json"
     rows = json.loads(month.read_bytes())
@@ -272,7 +275,8 @@ def test_second_run_starts_at_the_cursor_minus_the_two_month_lookback(
     before = _table(layout)
     second = refresh_dataset(census, registry, settings, replay.url, as_of=AS_OF)
     assert (second.window_start, second.window_end) == (date(2026, 1, 1), date(2026, 11, 1))
-    assert second.rows_published == 260  # January to March 2026 re-fetched and replaced
+    # January to March 2026 re-fetched (260 rows), identical to the published ones: no release.
+    assert second.rows_staged == 260 and second.status == "unchanged"
     assert _table(layout) == before
 
 
@@ -329,7 +333,9 @@ def test_warning_level_failure_publishes_and_records_the_warning(
     assert run.status == "published" and run.validation == "passed, 1 warning(s)"
     assert "UnexpectedRowsExpectation" in run.warnings[0]
     with open_public(layout) as con:
-        (warnings,) = con.execute("SELECT warnings FROM meta.runs").fetchone() or ([],)
+        (warnings,) = con.execute(
+            "SELECT warnings FROM meta.runs WHERE run_id = ?", [run.run_id]
+        ).fetchone() or ([],)
         value = con.execute(
             "SELECT general_value_usd FROM curated.census_trade_imports "
             "WHERE period = DATE '2026-02-01' AND hs_code = '8507' AND country_code = '5700'"

@@ -1,4 +1,4 @@
-"""Published versions are listed, restorable and traceable; restricted data stays in its own tier."""
+"""Releases are listed, restorable and traceable; restricted data stays in its own tier."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -17,12 +16,11 @@ import pytest
 import yaml
 
 from pipelines.contracts import Contract, Registry, load_registry
-from pipelines.layout import Layout, VersionStore
-from pipelines.publish import PublishError, list_publishes, open_public, rollback, table_lineage
+from pipelines.layout import Layout
+from pipelines.publish import PublishError, list_publishes, open_current, open_public, rollback, table_lineage
 from pipelines.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.settings import Settings
-from pipelines.versions import current_version, new_version, open_current, prepare_copy, wait_for_copies
 from pipelines.window import Window
 
 from .conftest import SCHEMAS, TEST_API_KEY
@@ -38,7 +36,7 @@ def _count(layout: Layout) -> int:
     return int(count)
 
 
-def test_rollback_restores_the_previous_data_version_as_a_new_version_keeping_history(
+def test_rollback_restores_the_previous_release_as_a_new_one_keeping_history(
     census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
 ) -> None:
     refresh_dataset(census, registry, settings, replay.url, window=Q1_2026)
@@ -47,7 +45,7 @@ def test_rollback_restores_the_previous_data_version_as_a_new_version_keeping_hi
     assert _count(layout) > first
     new, restored = rollback(layout)
     assert (new, restored) == (3, 1)
-    assert current_version(layout.store("public")) == 3 and _count(layout) == first
+    assert os.readlink(layout.public_db).endswith("scdx-v000003.duckdb") and _count(layout) == first
     with open_public(layout) as con:
         assert con.execute("SELECT count(*) FROM meta.runs WHERE status = 'published'").fetchone() == (2,)
         history = con.execute(
@@ -55,24 +53,25 @@ def test_rollback_restores_the_previous_data_version_as_a_new_version_keeping_hi
         ).fetchall()
     assert history == [(1, "data", None, None), (2, "data", 1, None), (3, "rollback", 2, 1)]
     listed = list_publishes(layout)
-    assert [(r["version"], r["kind"], r["current"], r["kept"]) for r in listed] == [
-        (3, "rollback", True, True),
-        (2, "data", False, True),
-        (1, "data", False, True),
+    assert [(r.number, r.kind, r.kept) for r in listed] == [
+        (3, "rollback", True),
+        (2, "data", True),
+        (1, "data", True),
     ]
-    assert listed[0]["table_rows"]["curated.census_trade_imports"] == first
+    assert listed[0].table_rows["curated.census_trade_imports"] == first
 
 
-def test_rolling_back_to_a_version_no_longer_kept_fails_and_changes_nothing(
+def test_rolling_back_to_a_release_no_longer_kept_fails_and_changes_nothing(
     census: Contract, registry: Registry, settings: Settings, layout: Layout, replay: ReplayServer
 ) -> None:
     keep_two = settings.with_overrides(keep_versions=2)
-    for window in (Q1_2026, SIX_MONTHS, Q1_2026):
+    for window in (Q1_2026, SIX_MONTHS):
         refresh_dataset(census, registry, keep_two, replay.url, window=window)
+    rollback(layout, to_version=1, keep_versions=2)  # release 3
     before = _count(layout)
-    with pytest.raises(PublishError, match=r"version 1 of the public tier is no longer kept \(kept: 2, 3\)"):
+    with pytest.raises(PublishError, match=r"release 1 of the public tier is no longer kept \(kept: 2, 3\)"):
         rollback(layout, to_version=1, keep_versions=2)
-    assert current_version(layout.store("public")) == 3 and _count(layout) == before
+    assert os.readlink(layout.public_db).endswith("scdx-v000003.duckdb") and _count(layout) == before
 
 
 def test_lineage_names_the_runs_raw_files_and_staged_parquet_behind_the_current_table(
@@ -83,7 +82,9 @@ def test_lineage_names_the_runs_raw_files_and_staged_parquet_behind_the_current_
     replay: ReplayServer,
     api_key: str,
 ) -> None:
-    older = refresh_dataset(census, registry, settings, replay.url, window=SIX_MONTHS)
+    older = refresh_dataset(
+        census, registry, settings, replay.url, window=Window(date(2025, 10, 1), date(2025, 12, 1))
+    )
     newer = refresh_dataset(census, registry, settings, replay.url, window=Q1_2026)
     rows = table_lineage(layout, "curated.census_trade_imports")
     assert {r["run_id"] for r in rows} == {
@@ -91,7 +92,7 @@ def test_lineage_names_the_runs_raw_files_and_staged_parquet_behind_the_current_
         newer.run_id,
     }  # Oct-Dec from one, Jan-Mar from the other
     raw = [r for r in rows if r["kind"] == "raw"]
-    assert len(raw) == 6 + 3
+    assert len(raw) == 3 + 3
     for r in raw:
         assert (
             r["url"].startswith(replay.url + "/data/timeseries/intltrade/imports/hs?")
@@ -103,16 +104,19 @@ def test_lineage_names_the_runs_raw_files_and_staged_parquet_behind_the_current_
         ("staged", "census_trade_imports", older.run_id),
         ("staged", "census_trade_imports", newer.run_id),
     }
-    latest = refresh_dataset(census, registry, settings, replay.url, window=SIX_MONTHS)
-    assert {r["run_id"] for r in table_lineage(layout, "census_trade_imports")} == {latest.run_id}
+    # The marts trace back through the curated tables they read.
+    assert {r["run_id"] for r in table_lineage(layout, "marts.import_concentration")} == {
+        older.run_id,
+        newer.run_id,
+    }
     with open_public(layout) as con:
         assert TEST_API_KEY not in str(con.execute("SELECT * FROM meta.run_files").fetchall())
         raw_files = con.execute(
             "SELECT path, bytes, fetched_at FROM meta.run_files WHERE kind = 'raw' AND run_id = ?",
-            [latest.run_id],
+            [older.run_id],
         ).fetchall()
     # Every response of the run, each with its size on disk and the time it was fetched.
-    assert len(raw_files) == 6
+    assert len(raw_files) == 3
     for path, size, fetched_at in raw_files:
         assert (layout.root / path).stat().st_size == size
         assert datetime.fromisoformat(fetched_at).tzinfo is not None
@@ -125,18 +129,18 @@ def test_publish_list_rollback_and_lineage_commands(
     refresh_dataset(census, registry, settings, replay.url, window=SIX_MONTHS)
     env = {**os.environ, "SCDX_DATA_DIR": str(layout.root), "COLUMNS": "250"}
     listed = subprocess.run([SCDX, "publish", "list"], env=env, capture_output=True, text=True)
-    assert (
-        listed.returncode == 0 and "2 (current)" in listed.stdout and "census_trade_imports=" in listed.stdout
-    )
+    lines = listed.stdout.splitlines()
+    assert listed.returncode == 0 and len(lines) == 2  # one line per release
+    assert lines[0].split()[0] == "2" and "current" in lines[0] and "curated.census_trade_imports" in lines[0]
     rolled = subprocess.run([SCDX, "publish", "rollback"], env=env, capture_output=True, text=True)
     assert rolled.returncode == 0, rolled.stderr
-    assert "version 3 is current; it restores the curated tables of version 1" in rolled.stdout
+    assert "release 3 is current; it restores the tables and marts of release 1" in rolled.stdout
     traced = subprocess.run(
         [SCDX, "lineage", "curated.census_trade_imports"], env=env, capture_output=True, text=True
     )
     assert traced.returncode == 0 and "/data/timeseries/intltrade/imports/hs?" in traced.stdout
     missing = subprocess.run([SCDX, "publish", "rollback", "99"], env=env, capture_output=True, text=True)
-    assert missing.returncode == 1 and "no longer kept" in missing.stderr
+    assert missing.returncode == 1 and "release 99 of the public tier does not exist" in missing.stderr
 
 
 @pytest.fixture
@@ -164,7 +168,7 @@ def test_a_restricted_dataset_publishes_only_to_the_owner_only_restricted_databa
     )
     assert secret_run.status == "published" and secret_run.rows_published == public_run.rows_published
 
-    with open_current(layout.store("restricted")) as con:
+    with open_current(layout, "restricted") as con:
         assert con.execute("SELECT count(*) FROM curated.census_trade_sensitive").fetchone() == (260,)
         assert (
             con.execute(
@@ -172,11 +176,15 @@ def test_a_restricted_dataset_publishes_only_to_the_owner_only_restricted_databa
             ).fetchone()[0]
             > 0
         )  # type: ignore[index]
+    public_files = [
+        *layout.public_versions_dir.iterdir(),
+        *(layout.root / "tables" / "public").rglob("*.parquet"),
+    ]
     for token in ("census_trade_sensitive", secret_run.run_id, "Sensitive copy"):
-        for version_file in layout.public_versions_dir.iterdir():
+        for version_file in public_files:
             assert token.encode() not in version_file.read_bytes(), (token, version_file)
     with duckdb.connect(str(layout.public_db), read_only=True) as con:
-        names = {n for (n,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        names = {n for (n,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
         assert "census_trade_sensitive" not in names
         text = str(con.execute("SELECT * FROM meta.runs").fetchall()) + str(
             con.execute("SELECT * FROM meta.lineage").fetchall()
@@ -187,55 +195,13 @@ def test_a_restricted_dataset_publishes_only_to_the_owner_only_restricted_databa
     restricted = layout.store("restricted")
     assert stat.S_IMODE(restricted.versions_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE(restricted.link.parent.stat().st_mode) == 0o700
-    for version_file in restricted.versions_dir.iterdir():
-        assert stat.S_IMODE(version_file.stat().st_mode) == 0o600
+    tables = layout.root / "restricted" / "tables" / "restricted"
+    assert stat.S_IMODE(tables.stat().st_mode) == 0o700
+    for version_file in [*restricted.versions_dir.iterdir(), *tables.rglob("*.parquet")]:
+        assert stat.S_IMODE(version_file.stat().st_mode) == 0o400
     # Its run files too: raw responses, manifests, staged Parquet, reports.
     for area in ("raw", "staged", "reports"):
         run_dir = layout.root / area / "census_trade_sensitive" / secret_run.run_id
         assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700, area
         for path in run_dir.rglob("*"):
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
-
-
-def _insert(value: int) -> Callable[[duckdb.DuckDBPyConnection, int, int | None], list[str]]:
-    def change(con: duckdb.DuckDBPyConnection, version: int, previous: int | None) -> list[str]:
-        con.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
-        con.execute("INSERT INTO t VALUES (?)", [value])
-        return []
-
-    return change
-
-
-def _values(store: VersionStore) -> list[int]:
-    with open_current(store) as con:
-        return sorted(v for (v,) in con.execute("SELECT v FROM t").fetchall())
-
-
-def _version_1_with_a_copy_made_ahead(tmp_path: Path) -> tuple[VersionStore, Path]:
-    """A public tier at version 1, and the finished copy of it that prepare_copy made."""
-    store = Layout(tmp_path).store("public")
-    new_version(store, 10, _insert(1))
-    prepare_copy(store)
-    wait_for_copies()
-    return store, store.version_path(1).with_name(store.version_path(1).name + ".spare")
-
-
-def test_the_next_version_is_built_from_the_copy_made_ahead_of_it(tmp_path: Path) -> None:
-    store, spare = _version_1_with_a_copy_made_ahead(tmp_path)
-    made_ahead = spare.stat().st_ino
-    version, path = new_version(store, 10, _insert(2))
-    # The copy made ahead became version 2 (renamed, same file), and holds version 1 plus the change.
-    assert version == 2 and path.stat().st_ino == made_ahead and not spare.exists()
-    assert _values(store) == [1, 2]
-    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(store.version_path(1).stat().st_mode)
-
-
-def test_a_copy_of_a_version_no_longer_current_is_never_built_from_and_is_removed(tmp_path: Path) -> None:
-    store, spare = _version_1_with_a_copy_made_ahead(tmp_path)
-    aside = tmp_path / "aside"
-    spare.rename(aside)
-    new_version(store, 10, _insert(2))  # another writer, which copied version 1 itself
-    aside.rename(spare)  # a copy of version 1, made ahead of a change that now starts from 2
-    version, _ = new_version(store, 10, _insert(3))
-    assert version == 3 and _values(store) == [1, 2, 3]
-    assert not spare.exists()

@@ -19,7 +19,7 @@ from pipelines.settings import Settings
 from pipelines.sources import RawPage, SourceRows
 from pipelines.window import Window
 
-from .conftest import SCHEMAS
+from .conftest import SCHEMAS, catalog_runs
 
 WINDOW = Window(date(2026, 1, 1), date(2026, 3, 1))
 
@@ -39,8 +39,11 @@ def _edit_month(
 
 
 def _drift(layout: Layout) -> list[tuple[object, ...]]:
-    with open_public(layout) as con:
-        return con.execute("SELECT field, kind, action FROM meta.schema_drift ORDER BY ALL").fetchall()
+    """Every drift event of every run, from the run history (a quarantined run makes no release)."""
+    from pipelines.publish import catalog_of
+    from pipelines.store.catalog import drift
+
+    return sorted((r["field"], r["kind"], r["action"]) for r in catalog_of(layout).rows_of(drift))
 
 
 # --- code lists --------------------------------------------------------------------------
@@ -137,7 +140,7 @@ def test_code_lists_are_published_as_commented_ref_tables(
             "SELECT schedule_c_code FROM curated.ref_feoc_countries ORDER BY 1"
         ).fetchall() == [("4621",), ("5070",), ("5700",), ("5790",)]
         comments = con.execute(
-            "SELECT table_name, comment FROM duckdb_tables() WHERE table_name LIKE 'ref_%' ORDER BY 1"
+            "SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'curated' AND view_name LIKE 'ref_%' ORDER BY 1"
         ).fetchall()
     assert [t for t, _ in comments] == sorted(f"ref_{n}" for n in registry.codelists.names)
     assert all(c and "schemas/codelists/" in c for _, c in comments)
@@ -164,8 +167,7 @@ def test_type_change_under_reject_quarantines_before_staging_naming_field_and_ro
     assert not layout.staged_dir(census.dataset, caught.value.run_id).exists()
     assert not any(layout.root.joinpath("staged", census.dataset).glob("*.tmp"))
     assert _drift(layout) == [("general_value_usd", "type_change", "rejected")]
-    with open_public(layout) as con:
-        assert con.execute("SELECT status FROM meta.runs").fetchall() == [("quarantined",)]
+    assert [r["status"] for r in catalog_runs(layout)] == ["quarantined"]
 
 
 def _page(rows: SourceRows) -> RawPage:

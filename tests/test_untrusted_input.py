@@ -309,7 +309,8 @@ def test_afdc_response_short_of_its_total_results_is_published_as_partial_never_
     # station id, with a warning, and never taken for the whole list.
     replay.faults.add(Fault(path=afdc.source.path, mode="wrong_shape", body=AFDC_RECORDING.read_text()))
     run = _refresh(afdc, registry, settings, replay.url, "2026-01", "2026-01")
-    assert run.status == "published", run.error
+    # Merged by station id, the ten stations are the published ten: nothing changes, no release.
+    assert run.status == "unchanged", run.error
     assert run.coverage == "partial" and run.coverage_note == "10 of the 92 records the agency declares"
     assert any("partial batch: 10 of the 92" in warning for warning in run.warnings)
     assert _curated(settings, "afdc_charging_stations") == whole

@@ -29,7 +29,7 @@ from pipelines.sources import RawPage
 from pipelines.sources.usgs_mcs import EXPECT, parse_batches
 from pipelines.window import Window
 
-from .conftest import AS_OF, RECORDINGS
+from .conftest import AS_OF, RECORDINGS, catalog_runs
 
 USGS_FILES = RECORDINGS / "usgs_mcs"
 WORLD_FILES = {
@@ -598,13 +598,10 @@ def test_usgs_second_refresh_of_unchanged_files_publishes_identical_rows(
     forced = refresh_dataset(production, registry, settings, replay.url, as_of=AS_OF, force=True)
     assert second.raw_sha256 == first.raw_sha256 == forced.raw_sha256
     assert published(layout, production.dataset) == before and len(before) == first.rows_published
-    with open_public(layout) as con:
-        # Same bytes: the second run stops at "unchanged"; forced, the same rows publish again.
-        assert con.execute("SELECT status FROM meta.runs ORDER BY started_at").fetchall() == [
-            ("published",),
-            ("unchanged",),
-            ("published",),
-        ]
+    # Same bytes: the second run stops at "unchanged"; forced, the same rows are normalized again and,
+    # being exactly the published ones, change nothing: no release either.
+    assert [r["status"] for r in catalog_runs(layout)] == ["published", "unchanged", "unchanged"]
+    assert forced.rows_staged == len(before)
 
 
 def test_usgs_ingest_file_replaces_only_the_mineral_of_a_hand_downloaded_file_and_records_it(
@@ -622,16 +619,19 @@ def test_usgs_ingest_file_replaces_only_the_mineral_of_a_hand_downloaded_file_an
     in_hand = downloads / "mcs2024-manga_world.csv"
     shutil.copyfile(USGS_FILES / "mcs2024-manga_world.csv", in_hand)
     run = ingest_file(production, registry, settings, in_hand)
-    assert run.status == "published" and run.rows_published == 18 * 3
-    assert published(layout, production.dataset) == before  # same bytes, same rows; other minerals kept
+    # Same bytes, same rows: merged, nothing changes, so no release; other minerals kept.
+    assert run.status == "unchanged" and run.rows_staged == 18 * 3
+    assert published(layout, production.dataset) == before
     (manifest_path,) = layout.raw_dir(production.dataset, run.run_id).glob("*.manifest.json")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["source"] == "file" and manifest["file_name"] == "mcs2024-manga_world.csv"
     assert manifest["sha256"] == hashlib.sha256(in_hand.read_bytes()).hexdigest()
+    assert [
+        (r["run_id"], r["status"], r["rows_staged"], json.loads(r["raw_sha256"]))
+        for r in catalog_runs(layout)
+        if r["run_id"] == run.run_id
+    ] == [(run.run_id, "unchanged", 54, [manifest["sha256"]])]
     with open_public(layout) as con:
-        assert con.execute(
-            "SELECT run_id, status, rows_published, raw_sha256 FROM meta.runs WHERE run_id = ?", [run.run_id]
-        ).fetchall() == [(run.run_id, "published", 54, [manifest["sha256"]])]
         assert con.execute(
             "SELECT value_t FROM curated.usgs_mineral_production WHERE mineral = 'Manganese' "
             "AND country_iso = 'ZA' AND measure = 'production' AND year = 2022"

@@ -18,13 +18,17 @@ nothing.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from pipelines.errors import ScdxError
 from pipelines.layout import Layout
 from pipelines.sql import IDENTIFIER, quote_identifier, quote_literal
+from pipelines.store import Column, Draft, TableSchema
 
 if TYPE_CHECKING:
     import duckdb
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
 HEADER = re.compile(r"^--\s?(mart|reads|title|method|column|check):\s?(.*)$")
 
 
-class MartError(RuntimeError):
+class MartError(ScdxError, RuntimeError):
     """A mart could not be built or failed its checks; nothing was published."""
 
 
@@ -141,67 +145,105 @@ def datasets_read(marts: list[Mart]) -> list[str]:
 
 @dataclass(frozen=True)
 class MartsBuild:
+    """What a marts build did: the marts built (rows), skipped (inputs missing) and failed (left
+    out of the release: a mart that cannot be built from these tables is not shown at all)."""
+
     version: int | None
     built: dict[str, int]
     skipped: dict[str, str]
+    failed: dict[str, str] = field(default_factory=dict)
 
 
-def _build(con: duckdb.DuckDBPyConnection, marts: list[Mart]) -> tuple[dict[str, int], dict[str, str]]:
+def _schema(con: duckdb.DuckDBPyConnection, mart: Mart) -> TableSchema:
+    """The mart's columns as DuckDB made them, with the comments of its header."""
+    comment = (
+        f"{mart.title}. Method: {mart.method} "
+        f"Reads: {', '.join(r if r.startswith('marts.') else 'curated.' + r for r in mart.reads)}."
+    )
+    columns = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = ? "
+        "ORDER BY column_index",
+        [mart.name],
+    ).fetchall()
+    return TableSchema(tuple(Column(n, str(t), mart.columns.get(n, "")) for n, t in columns), comment)
+
+
+def _sql_sha256(mart: Mart) -> str:
+    return hashlib.sha256(mart.sql.encode()).hexdigest()
+
+
+def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart] | None = None) -> MartsBuild:
+    """Rebuild, in a draft release, every mart that reads a table the draft changed (``changed``:
+    schema-qualified names), directly or through other marts, or whose SQL changed since it was
+    built (with ``changed`` None, only those). A mart whose inputs are not all in the draft is
+    skipped, and left out if an older build of it is there; a mart whose SQL or checks fail on
+    these tables is left out of the release (reported as failed): a release never shows a mart
+    built from other data than its tables."""
     import duckdb
 
-    published = {
-        t
-        for (t,) in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'curated'"
-        ).fetchall()
-    }
+    from pipelines.store.local import drop_relation
+
+    selected = marts if marts is not None else load_marts()
+    touched = set(changed or ())
     built: dict[str, int] = {}
     skipped: dict[str, str] = {}
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    for mart in build_order(marts):
-        missing = [d for d in mart.datasets if d not in published]
-        missing += [f"marts.{m}" for m in mart.marts if m not in built]
+    failed: dict[str, str] = {}
+    for mart in build_order(selected):
+        tables = draft.tables()
+        name = f"marts.{mart.name}"
+        inputs = {f"curated.{d}" for d in mart.datasets} | {f"marts.{m}" for m in mart.marts}
+        missing = sorted(i.removeprefix("curated.") for i in inputs if i not in tables)
         if missing:
-            skipped[mart.name] = f"inputs not published yet: {', '.join(missing)}"
+            skipped[mart.name] = f"inputs not published: {', '.join(missing)}"
+            if name in tables:
+                draft.drop_table(name)
+                touched.add(name)
             continue
+        existing = tables.get(name)
+        stale = existing is None or existing.source_sha256 != _sql_sha256(mart)
+        if not stale and not (inputs & touched):
+            continue  # built from these very inputs by this very SQL already
+        con = draft.connection()
+        drop_relation(con, name)
         try:
             con.execute(mart.sql)
-        except duckdb.Error as exc:
-            raise MartError(f"marts.{mart.name}: {exc}") from None
-        for check in mart.checks:
-            offending = con.execute(check).fetchall()
-            if offending:
-                raise MartError(f"marts.{mart.name} failed its check ({check}): e.g. {offending[:3]}")
-        comment = (
-            f"{mart.title}. Method: {mart.method} "
-            f"Reads: {', '.join(r if r.startswith('marts.') else 'curated.' + r for r in mart.reads)}."
-        )
-        con.execute(f"COMMENT ON TABLE {mart.table} IS {quote_literal(comment)}")
-        for column, description in mart.columns.items():
-            con.execute(
-                f"COMMENT ON COLUMN {mart.table}.{quote_identifier(column)} IS {quote_literal(description)}"
-            )
+            for check in mart.checks:
+                offending = con.execute(check).fetchall()
+                if offending:
+                    raise MartError(f"marts.{mart.name} failed its check ({check}): e.g. {offending[:3]}")
+        except (duckdb.Error, MartError) as exc:
+            failed[mart.name] = str(exc) if isinstance(exc, MartError) else f"marts.{mart.name}: {exc}"
+            drop_relation(con, name)
+            if name in tables:
+                draft.drop_table(name)
+            touched.add(name)
+            continue
+        schema = _schema(con, mart)
+        target = draft.scratch() / f"mart-{mart.name}-{uuid.uuid4().hex[:8]}.parquet"
+        con.execute(f"COPY {mart.table} TO {quote_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
         (rows,) = con.execute(f"SELECT count(*) FROM {mart.table}").fetchone() or (0,)
+        draft.replace_table(name, [target], schema, None, kind="mart", source_sha256=_sql_sha256(mart))
         built[mart.name] = int(rows)
-    return built, skipped
+        touched.add(name)
+    return MartsBuild(None, built, skipped, failed)
 
 
 def publish_marts(layout: Layout, keep_versions: int = 10, marts: list[Mart] | None = None) -> MartsBuild:
-    """Build every mart whose inputs are published, as one new public version."""
-    from pipelines.publish import PublishError, new_public_version
+    """Rebuild the marts that are missing or out of date with the published tables, as one release
+    (none when every mart is current)."""
+    from pipelines.publish import PublishError, open_store
+    from pipelines.store import StoreError
 
-    selected = marts if marts is not None else load_marts()
-    if not layout.public_db.exists():
-        return MartsBuild(None, {}, {m.name: "nothing published yet" for m in selected})
-    outcome: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
+    store = open_store(layout, "public", keep_versions)
+    outcome: list[MartsBuild] = []
 
-    def change(con: duckdb.DuckDBPyConnection, version: int) -> list[str]:
-        outcome["result"] = _build(con, selected)
-        return []
+    def change(draft: Draft) -> None:
+        outcome.append(build_marts(draft, None, marts))
 
     try:
-        version = new_public_version(layout, keep_versions, "marts", change)
-    except PublishError as exc:
+        release = store.publish(change, "marts")
+    except (StoreError, PublishError) as exc:
         raise MartError(str(exc)) from None
-    built, skipped = outcome["result"]
-    return MartsBuild(version, built, skipped)
+    if not outcome:  # nothing published yet: nothing to build from
+        return MartsBuild(None, {}, {m.name: "nothing published yet" for m in marts or load_marts()})
+    return replace(outcome[0], version=release.number if release else None)

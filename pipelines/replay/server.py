@@ -118,6 +118,7 @@ class ReplayServer:
         self.faults = FaultPlan()
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
+        self._logged = threading.Condition(self._lock)
         self._httpd = ThreadingHTTPServer((LOOPBACK, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -148,8 +149,15 @@ class ReplayServer:
         self.stop()
 
     def _log(self, path: str, query: list[tuple[str, str]], status: int) -> None:
-        with self._lock:
+        with self._logged:
             self.requests.append(LoggedRequest(time.monotonic(), path, query, status))
+            self._logged.notify_all()
+
+    def wait_for_requests(self, count: int, timeout_s: float) -> None:
+        """Block until ``count`` requests have arrived (an event to act on, rather than a sleep)."""
+        with self._logged:
+            if not self._logged.wait_for(lambda: len(self.requests) >= count, timeout_s):
+                raise TimeoutError(f"{len(self.requests)} of {count} requests arrived in {timeout_s:.0f} s")
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
