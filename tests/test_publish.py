@@ -29,25 +29,11 @@ from pipelines.store import DamagedRelease, StoreError
 from pipelines.window import Window
 
 from .conftest import catalog_runs
+from .store_helpers import checksums
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 Q1_2026 = Window(date(2026, 1, 1), date(2026, 3, 1))
 SIX_MONTHS = Window(date(2025, 10, 1), date(2026, 3, 1))
-
-
-def _checksums(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
-    """Every curated table and mart of a release: (rows, an order-free sum of row hashes)."""
-    names = con.execute(
-        "SELECT schema_name || '.' || view_name FROM duckdb_views() "
-        "WHERE schema_name IN ('curated', 'marts') AND NOT internal ORDER BY 1"
-    ).fetchall()
-    out = {}
-    for (name,) in names:
-        rows, digest = con.execute(
-            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {name} AS t"
-        ).fetchone() or (0, 0)
-        out[name] = (int(rows), int(digest))
-    return out
 
 
 def _env(layout: Layout) -> dict[str, str]:
@@ -125,7 +111,7 @@ def test_rollback_works_from_the_catalog_alone_to_a_release_before_a_table_with_
 ) -> None:
     refresh_dataset(census, registry, settings, replay.url, window=Q1_2026)
     with open_public(layout) as con:
-        first = _checksums(con)
+        first = checksums(con)
     usgs = registry.get("usgs_mineral_salient")
     refresh_dataset(usgs, registry, settings, replay.url, window=Q1_2026)
     current = layout.store("public").version_path(2)
@@ -140,7 +126,7 @@ def test_rollback_works_from_the_catalog_alone_to_a_release_before_a_table_with_
     assert rolled.returncode == 0, rolled.stderr
     assert "release 3 is current; it restores the tables and marts of release 1" in rolled.stdout
     with open_public(layout) as con:
-        assert _checksums(con) == first  # usgs_mineral_salient (younger than release 1) is gone too
+        assert checksums(con) == first  # usgs_mineral_salient (younger than release 1) is gone too
     assert [(r.number, r.kind, r.restored) for r in open_store(layout).releases()][-1] == (3, "rollback", 1)
 
 

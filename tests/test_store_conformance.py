@@ -24,7 +24,7 @@ from pipelines.layout import Layout
 from pipelines.store import DamagedRelease, ReleaseStore, StoreError
 from pipelines.store.catalog import _engines
 
-from .store_helpers import make_store, publish_tag, whole
+from .store_helpers import checksums, make_store, publish_tag, whole
 
 PROJECT = Path(__file__).resolve().parents[1]
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -98,21 +98,6 @@ def _child(*args: str, fault: str | None = None, **env: str) -> subprocess.Popen
 def _current(data_dir: Path) -> tuple[int, int] | str:
     with duckdb.connect(str(Layout(data_dir).public_db), read_only=True) as con:
         return whole(con)
-
-
-def _checksums(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
-    """Every table and mart of a release: (rows, an order-free sum of row hashes)."""
-    names = con.execute(
-        "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE schema_name IN ('curated', 'marts') "
-        "AND NOT internal ORDER BY 1"
-    ).fetchall()
-    out = {}
-    for (name,) in names:
-        rows, digest = con.execute(
-            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {name} AS t"
-        ).fetchone() or (0, 0)
-        out[name] = (int(rows), int(digest))
-    return out
 
 
 def _files_on_disk(data_dir: Path) -> set[str]:
@@ -197,7 +182,7 @@ def test_rollback_restores_a_kept_release_exactly_as_a_new_one_even_when_the_cur
     for tag in (1, 2, 3):
         publish_tag(store, tag, 100 * tag)
     with store.connect(1) as con:
-        first = _checksums(con)
+        first = checksums(con)
     current = Layout(data_dir).store("public").version_path(3)
     os.chmod(current, 0o644)
     with current.open("r+b") as handle:  # a megabyte of the current release's file overwritten
@@ -205,7 +190,7 @@ def test_rollback_restores_a_kept_release_exactly_as_a_new_one_even_when_the_cur
     restored = store.rollback(1)
     assert (restored.number, restored.restored, restored.kind) == (4, 1, "rollback")
     with store.connect() as con:
-        assert _checksums(con) == first
+        assert checksums(con) == first
     Layout(data_dir).store("public").version_path(4).unlink()  # the current file gone altogether
     again = store.rollback(2)
     assert again.number == 5 and _current(data_dir) == (2, 200)
