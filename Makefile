@@ -25,8 +25,8 @@ demo: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines dags tests scripts
-	$(BIN)/ruff format --check pipelines dags tests scripts
+	$(BIN)/ruff check pipelines dags tests scripts devtools
+	$(BIN)/ruff format --check pipelines dags tests scripts devtools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -36,7 +36,7 @@ unit: $(STAMP)
 
 ## make bench: scdx against the floor (DuckDB alone), pandas + GX and dlt at 10M rows (not part of make test)
 bench: $(STAMP)
-	$(BIN)/scdx bench
+	$(BIN)/python -m devtools bench
 
 replay-server: $(STAMP)
 	$(BIN)/scdx replay-server

@@ -18,10 +18,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, dag, get_current_context, task
 
+from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import Contract, load_registry
-from pipelines.dag_support import PUBLISH_POOL, asset_uri, doc_md
+from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, doc_md
 
-SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or Path(__file__).resolve().parents[1] / "schemas")
+SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 
 
@@ -40,8 +41,8 @@ def _fail_quarantined(call: Any, *args: Any, **kwargs: Any) -> Any:
     change the data; an operator re-runs with allow_shrink when the agency really removed rows)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from pipelines.publish import PublishBlocked
-    from pipelines.quarantine import QuarantinedError
+    from pipelines.stages.publish import PublishBlocked
+    from pipelines.stages.quarantine import QuarantinedError
 
     try:
         return call(*args, **kwargs)
@@ -90,7 +91,7 @@ def build_ingest_dag(contract: Contract) -> Any:
         def extract_and_land() -> dict[str, Any]:
             from airflow.sdk.log import mask_secret
 
-            from pipelines import tasks
+            from pipelines.orchestration import tasks
 
             # Connection passwords are masked by Airflow already; a key from the environment too.
             if contract.source.auth and os.environ.get(contract.source.auth.env):
@@ -102,7 +103,7 @@ def build_ingest_dag(contract: Contract) -> Any:
 
         @task
         def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
-            from pipelines import tasks
+            from pipelines.orchestration import tasks
 
             return _fail_quarantined(tasks.normalize_and_stage, run_state)
 
@@ -110,7 +111,7 @@ def build_ingest_dag(contract: Contract) -> Any:
         def validate(run_state: dict[str, Any]) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from pipelines import tasks
+            from pipelines.orchestration import tasks
 
             if not tasks.has_data(run_state):
                 # Every month of the window answered "no data yet", or the agency sent the bytes
@@ -123,7 +124,7 @@ def build_ingest_dag(contract: Contract) -> Any:
             outlets=[Asset(name=f"curated.{dataset}", uri=asset_uri(dataset), group="scdx")],
         )
         def publish(run_state: dict[str, Any]) -> dict[str, Any]:
-            from pipelines import tasks
+            from pipelines.orchestration import tasks
 
             allow_shrink = bool(get_current_context()["params"].get("allow_shrink"))
             return _fail_quarantined(tasks.publish, run_state, allow_shrink=allow_shrink)
@@ -132,7 +133,7 @@ def build_ingest_dag(contract: Contract) -> Any:
         def check_freshness() -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from pipelines import tasks
+            from pipelines.orchestration import tasks
 
             _, as_of = _run_dates()
             report = tasks.check_freshness(dataset, as_of)

@@ -14,11 +14,12 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, AssetAny, dag, task
 
+from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import load_registry
-from pipelines.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri
 from pipelines.marts import datasets_read, load_marts
+from pipelines.orchestration.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri
 
-SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or Path(__file__).resolve().parents[1] / "schemas")
+SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 _published = load_registry(SCHEMAS_DIR, with_codelists=False).contracts
 _inputs = [
     d for d in datasets_read(load_marts()) if d in _published and _published[d].classification == "public"
@@ -47,9 +48,9 @@ _inputs = [
 def publish_marts() -> None:
     @task(pool=PUBLISH_POOL, outlets=[Asset(name="marts", uri=MARTS_ASSET_URI, group="scdx")])
     def build_marts() -> dict[str, Any]:
-        from pipelines.layout import Layout
+        from pipelines.common.settings import load_settings
         from pipelines.marts import publish_marts as build
-        from pipelines.settings import load_settings
+        from pipelines.store.layout import Layout
 
         settings = load_settings()
         result = build(Layout(settings.data_dir), settings.keep_versions)

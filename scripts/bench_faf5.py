@@ -8,7 +8,7 @@ and served by a replay server in this process; the refresh runs as ``scdx refres
 faf5_regional_flows --replay-url ...`` in a child process (extract, land, normalize,
 stage, validate, publish, in a fresh data directory) under ``/usr/bin/time -v``, whose "Maximum
 resident set size" is the peak RSS reported. With ``--per-task`` each Airflow task body
-(pipelines.tasks: extract_and_land, normalize_and_stage, validate, publish) also runs in its own
+(pipelines.orchestration.tasks: extract_and_land, normalize_and_stage, validate, publish) also runs in its own
 measured child, as the scheduler runs them. Generating the files is not measured: it is the
 agency's side. Figures go to a JSON file and a table on stdout.
 """
@@ -29,7 +29,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from pipelines import faf5_generate  # noqa: E402
+from pipelines.replay import faf5_generate  # noqa: E402
 from pipelines.replay.server import ReplayServer  # noqa: E402
 
 DATASET = "faf5_regional_flows"
@@ -39,7 +39,7 @@ MAX_RSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
 TASKS = ("extract_and_land", "normalize_and_stage", "validate", "publish")
 TASK_CODE = """
 import json, os, sys
-from pipelines import tasks
+from pipelines.orchestration import tasks
 state_file, task = sys.argv[1], sys.argv[2]
 if task == "extract_and_land":
     state = tasks.extract_and_land({dataset!r})

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from devtools import PROJECT_ROOT
+from pipelines.common.settings import HttpPolicy, Settings
 from pipelines.contracts import Contract, Registry, load_registry
-from pipelines.layout import Layout
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import PROJECT_ROOT, HttpPolicy, Settings
+from pipelines.store.layout import Layout
 
 SCHEMAS = PROJECT_ROOT / "schemas"
 RECORDINGS = PROJECT_ROOT / "recordings"
@@ -30,7 +31,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 def catalog_runs(layout: Layout, dataset: str | None = None) -> list[dict[str, Any]]:
     """The run history of a data directory (the operational catalog), oldest first."""
-    from pipelines.publish import catalog_of
+    from pipelines.stages.publish import catalog_of
 
     return sorted(catalog_of(layout).runs(dataset), key=lambda r: r["started_at"])
 

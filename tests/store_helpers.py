@@ -21,9 +21,9 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.layout import Layout
 from pipelines.store import Column, Draft, Release, ReleaseStore, TableSchema
 from pipelines.store.catalog import open_catalog
+from pipelines.store.layout import Layout
 from pipelines.store.local import LocalStore
 
 T_SCHEMA = TableSchema(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipelines.ahead import read_ahead, read_ahead_each
+from pipelines.common.ahead import read_ahead, read_ahead_each
 
 
 def test_items_arrive_in_order_and_the_producer_runs_ahead_of_a_slow_consumer() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from devtools import PROJECT_ROOT
 from pipelines.contracts import load_registry
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import PROJECT_ROOT
 
 from .conftest import RECORDINGS, SCHEMAS, TEST_API_KEY
 
@@ -158,7 +158,7 @@ def test_parsing_the_dag_files_imports_no_pipeline_stage_or_heavy_library(
         import json, runpy, sys
         for path in {sorted(str(p) for p in DAGS.glob("*.py"))!r}:
             runpy.run_path(path)
-        heavy = ["pyarrow", "duckdb", "great_expectations", "pipelines.refresh", "pipelines.tasks", "pipelines.publish"]
+        heavy = ["pyarrow", "duckdb", "great_expectations", "pipelines.orchestration.refresh", "pipelines.orchestration.tasks", "pipelines.stages.publish"]
         print(json.dumps({{"loaded": [m for m in heavy if m in sys.modules]}}))
         """,
         airflow_env,
@@ -212,7 +212,7 @@ def test_a_late_dataset_publishes_then_fails_its_freshness_check_naming_age_and_
 
 
 def test_dag_parse_benchmark_smoke_run_reports_figures_and_a_ratio(airflow_env: dict[str, str]) -> None:
-    from pipelines.bench_dags import dag_parse_bench
+    from devtools.bench_dags import dag_parse_bench
 
     figures = dag_parse_bench(DAGS, repeats=1, env=airflow_env)
     assert figures["project"]["import_errors"] == 0 and figures["project"]["dags"] >= 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.settings import PROJECT_ROOT
+from devtools import PROJECT_ROOT
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 GUIDE = PROJECT_ROOT / "docs" / "analysts.md"
@@ -109,7 +109,7 @@ def test_the_python_example_in_the_analyst_guide_runs_against_the_demo_database(
 def test_every_guide_query_gives_the_same_rows_on_the_release_as_on_the_same_tables_stored_in_duckdb(
     demo: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
-    from pipelines.bench_releases import analyst_guide_queries, native_copy
+    from devtools.bench_releases import analyst_guide_queries, native_copy
 
     data_dir, result = demo
     assert result.returncode == 0

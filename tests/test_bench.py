@@ -1,4 +1,4 @@
-"""`scdx bench` at a tiny size: every approach runs on the same input and the ratios are reported."""
+"""`python -m devtools bench` at a tiny size: every approach runs on the same input and the ratios are reported."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 SCDX = str(Path(sys.executable).parent / "scdx")
+# The benches are developer tooling (devtools/), run from the checkout.
+DEVTOOLS = [sys.executable, "-m", "devtools"]
 
 
 def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_reports_ratios(
@@ -20,7 +22,7 @@ def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_report
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [
-            SCDX,
+            *DEVTOOLS,
             "bench",
             "--rows",
             "20000",
@@ -93,7 +95,7 @@ def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_report
 
 
 def test_bench_names_the_commit_it_measured_and_whether_tracked_files_differed(tmp_path: Path) -> None:
-    from pipelines.bench import code_version
+    from devtools.bench import code_version
 
     # Outside a git checkout (an installed package, a container) the figures say so.
     assert code_version(tmp_path) == {"commit": None, "uncommitted_changes": None}
@@ -120,7 +122,7 @@ def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_re
     out = tmp_path / "bench-validate.json"
     result = subprocess.run(
         [
-            SCDX,
+            *DEVTOOLS,
             "bench",
             "validate",
             "--rows",

@@ -17,18 +17,19 @@ import pyarrow as pa
 import pytest
 import requests
 
+from devtools import PROJECT_ROOT
+from pipelines.common.settings import HttpPolicy, Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage, FetchError, PageRequest, fetch, open_session
-from pipelines.layout import Layout
-from pipelines.normalize import NormalizeError, NormalizeStats, build_page
-from pipelines.paging import PageContext, per_quarter, static_params
-from pipelines.publish import open_public
-from pipelines.refresh import refresh_dataset
+from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import PROJECT_ROOT, HttpPolicy, Settings
 from pipelines.sources import RawPage
 from pipelines.sources.bls_qcew import area_type, industry_file, parse_page
-from pipelines.window import Window
+from pipelines.sources.http import FetchedPage, FetchError, PageRequest, fetch, open_session
+from pipelines.sources.paging import PageContext, per_quarter, static_params
+from pipelines.sources.window import Window
+from pipelines.stages.normalize import NormalizeError, NormalizeStats, build_page
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
 
 from .conftest import RECORDINGS, catalog_runs
 from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture

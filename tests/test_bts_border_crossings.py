@@ -17,16 +17,16 @@ import pyarrow as pa
 import pytest
 import requests
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.layout import Layout
-from pipelines.normalize import NormalizeError, NormalizeStats, build_page
-from pipelines.publish import open_public
-from pipelines.refresh import QuarantinedError, ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.refresh import QuarantinedError, ingest_file, refresh_dataset, start_run
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
 from pipelines.sources import RawPage
 from pipelines.sources.bts_socrata import month_of, parse_page
-from pipelines.window import Window
+from pipelines.sources.window import Window
+from pipelines.stages.normalize import NormalizeError, NormalizeStats, build_page
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
 
 from .conftest import AS_OF, RECORDINGS, catalog_runs
 from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture

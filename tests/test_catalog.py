@@ -9,11 +9,11 @@ from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.refresh import refresh_dataset
+from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
-from pipelines.window import Window
+from pipelines.sources.window import Window
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from datetime import date
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Registry
-from pipelines.layout import Layout
-from pipelines.publish import open_public
-from pipelines.refresh import refresh_dataset
+from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
-from pipelines.window import Window
+from pipelines.sources.window import Window
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
 
 from .conftest import RECORDINGS
 

@@ -13,13 +13,13 @@ import pytest
 import requests
 
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage, PageRequest
-from pipelines.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
-from pipelines.paging import PageContext
 from pipelines.replay.server import ReplayServer
 from pipelines.sources import RawPage
 from pipelines.sources.census_intltrade import page_requests, parse_page, requested_variables
-from pipelines.window import Window
+from pipelines.sources.http import FetchedPage, PageRequest
+from pipelines.sources.paging import PageContext
+from pipelines.sources.window import Window
+from pipelines.stages.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
 
 from .conftest import CENSUS_MONTHS
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.layout import Layout
 from pipelines.marts import publish_marts
-from pipelines.publish import open_public
-from pipelines.refresh import ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset, start_run
 from pipelines.replay.server import ReplayServer
-from pipelines.runs import RunRecord
-from pipelines.settings import Settings
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
+from pipelines.store.runs import RunRecord
 
 from .conftest import AS_OF, RECORDINGS
 

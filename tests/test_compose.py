@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devtools import PROJECT_ROOT
 from pipelines.contracts import Registry
-from pipelines.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 LONG_RUNNING = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")

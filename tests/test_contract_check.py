@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pipelines.contract_check import check, lint
-from pipelines.settings import PROJECT_ROOT
+from devtools import PROJECT_ROOT
+from pipelines.contracts.compatibility import check, lint
 
 from .conftest import SCHEMAS
 

@@ -14,20 +14,20 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from pipelines.common.redact import resolve_api_key
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage, FetchError, PageRequest
-from pipelines.layout import Layout
-from pipelines.normalize import NormalizeError, NormalizeStats, build_page
-from pipelines.paging import PageContext
-from pipelines.publish import open_public
-from pipelines.redact import resolve_api_key
-from pipelines.refresh import ShortBatch, ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.refresh import ShortBatch, ingest_file, refresh_dataset, start_run
 from pipelines.replay.eia import render
 from pipelines.replay.server import Fault, ReplayServer
-from pipelines.settings import Settings
 from pipelines.sources import RawPage
 from pipelines.sources.eia_v2 import page_count, page_params, parse_page
-from pipelines.window import Window
+from pipelines.sources.http import FetchedPage, FetchError, PageRequest
+from pipelines.sources.paging import PageContext
+from pipelines.sources.window import Window
+from pipelines.stages.normalize import NormalizeError, NormalizeStats, build_page
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
 
 from .conftest import RECORDINGS, TEST_API_KEY, catalog_runs
 from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture

@@ -22,17 +22,17 @@ import pyarrow as pa
 import pytest
 import requests
 
-from pipelines import faf5_generate
+from pipelines.common.settings import HttpPolicy, Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.layout import Layout
-from pipelines.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
-from pipelines.publish import open_public
-from pipelines.quarantine import QuarantinedError
-from pipelines.refresh import ingest_file, refresh_dataset
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
+from pipelines.replay import faf5_generate
 from pipelines.replay.server import Fault, ReplayServer
-from pipelines.settings import HttpPolicy, Settings
 from pipelines.sources import RawPage
 from pipelines.sources.faf5 import parse_batches
+from pipelines.stages.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
+from pipelines.stages.publish import open_public
+from pipelines.stages.quarantine import QuarantinedError
+from pipelines.store.layout import Layout
 
 from .conftest import RECORDINGS, SCHEMAS
 from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture reused

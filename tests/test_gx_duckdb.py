@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from duckdb_engine import datatypes as duckdb_types
 
-from pipelines import gx_duckdb
+from pipelines.stages import gx_duckdb
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_a_type_sqlalchemy_cannot_represent_reflects_as_nulltype_with_a_warning(
 def test_type_expectations_pass_on_duckdb_tables_and_views(database: Path) -> None:
     # GX reads types through get_columns; before the dialect reflected from DuckDB's catalog, the
     # reflection failed and GX errored on every type expectation.
-    from pipelines.validate import _import_gx, duckdb_datasource, release
+    from pipelines.stages.validate import _import_gx, duckdb_datasource, release
 
     _import_gx()
     import great_expectations as gx

@@ -1,6 +1,6 @@
 """What GX's own cases do not cover, checked against GX's pandas engine on the same data.
 
-The production path is a DuckDB view over the staged Parquet (pipelines.validate); the same
+The production path is a DuckDB view over the staged Parquet (pipelines.stages.validate); the same
 Parquet, read by pandas, is validated by GX's pandas engine. Row conditions as scdx builds them,
 code lists long enough for the dialect's ``IN (SELECT unnest(?))`` rewrite (10,000 values), and
 scdx's key-uniqueness query must give the same verdicts and counts on both.
@@ -57,7 +57,7 @@ class Engines:
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
-    from pipelines.validate import _import_gx, duckdb_datasource, release
+    from pipelines.stages.validate import _import_gx, duckdb_datasource, release
 
     _import_gx()
     import great_expectations as gx
@@ -120,8 +120,8 @@ def _verdicts(engines: Engines, expectation: Any, result_format: str = "COMPLETE
 
 
 def _built_by_scdx(spec: CheckSpec, contract: Contract) -> Any:
-    """The GX expectation scdx builds from a contract's check (pipelines.validate)."""
-    from pipelines.validate import _expectations
+    """The GX expectation scdx builds from a contract's check (pipelines.stages.validate)."""
+    from pipelines.stages.validate import _expectations
 
     (expectation,) = _expectations([spec], contract)
     return expectation

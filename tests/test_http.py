@@ -9,9 +9,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from pipelines.http import FetchError, PageRequest, fetch, open_session, parse_retry_after
+from pipelines.common.settings import HttpPolicy
 from pipelines.replay.server import Fault, ReplayServer
-from pipelines.settings import HttpPolicy
+from pipelines.sources.http import FetchError, PageRequest, fetch, open_session, parse_retry_after
 
 PATH = "/data/timeseries/intltrade/imports/hs"
 SECRET = "do-not-leak-0123456789"

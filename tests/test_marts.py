@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.contracts import Registry, duckdb_ddl
-from pipelines.layout import Layout
 from pipelines.marts import MartError, build_order, datasets_read, load_marts, parse_mart, publish_marts
-from pipelines.publish import open_public, open_store, refresh_reference_tables, table_schema
+from pipelines.stages.publish import open_public, open_store, refresh_reference_tables, table_schema
 from pipelines.store import Draft
+from pipelines.store.layout import Layout
 
 Rows = list[tuple[object, ...]] | list[dict[str, object]]
 

@@ -15,18 +15,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.common.faults import FAULT_ENV
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.faults import FAULT_ENV
-from pipelines.http import FetchError
-from pipelines.layout import Layout
-from pipelines.locks import file_lock
 from pipelines.marts import load_marts
-from pipelines.publish import PublishError, open_public, open_store
-from pipelines.refresh import QuarantinedError, refresh_dataset, start_run
+from pipelines.orchestration.refresh import QuarantinedError, refresh_dataset, start_run
 from pipelines.replay.server import Fault, ReplayServer
-from pipelines.settings import Settings
+from pipelines.sources.http import FetchError
+from pipelines.sources.window import Window
+from pipelines.stages.publish import PublishError, open_public, open_store
 from pipelines.store import DamagedRelease, StoreError
-from pipelines.window import Window
+from pipelines.store.layout import Layout
+from pipelines.store.locks import file_lock
 
 from .conftest import catalog_runs
 from .store_helpers import checksums
@@ -248,7 +248,7 @@ def test_a_second_publisher_waits_for_the_tier_lock_and_fails_cleanly_on_timeout
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom pathlib import Path\nfrom pipelines.locks import file_lock\n"
+            "import sys, time\nfrom pathlib import Path\nfrom pipelines.store.locks import file_lock\n"
             f"with file_lock(Path({str(lock)!r}), 5, 'test'):\n    print('locked', flush=True)\n    sys.stdin.read()\n",
         ],
         stdin=subprocess.PIPE,

@@ -13,10 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.layout import Layout
-from pipelines.publish import open_public, open_store
-from pipelines.refresh import (
+from pipelines.orchestration.refresh import (
     QuarantinedError,
     TransportError,
     check_transport,
@@ -25,8 +24,9 @@ from pipelines.refresh import (
     step_extract_land,
 )
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
-from pipelines.window import Window
+from pipelines.sources.window import Window
+from pipelines.stages.publish import open_public, open_store
+from pipelines.store.layout import Layout
 
 from .conftest import AS_OF, CENSUS_MONTHS, TEST_API_KEY, catalog_runs
 

@@ -15,13 +15,20 @@ import duckdb
 import pytest
 import yaml
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry, load_registry
-from pipelines.layout import Layout
-from pipelines.publish import PublishError, list_publishes, open_current, open_public, rollback, table_lineage
-from pipelines.refresh import refresh_dataset
+from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
-from pipelines.window import Window
+from pipelines.sources.window import Window
+from pipelines.stages.publish import (
+    PublishError,
+    list_publishes,
+    open_current,
+    open_public,
+    rollback,
+    table_lineage,
+)
+from pipelines.store.layout import Layout
 
 from .conftest import SCHEMAS, TEST_API_KEY
 

@@ -1,13 +1,13 @@
 """The fault catalogue runs in the test suite: every case must hold, and docs/reliability.md must
-be what `scdx reliability --write docs/reliability.md` writes today."""
+be what `python -m devtools reliability --write docs/reliability.md` writes today."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from pipelines.reliability import render_report, run_catalogue
-from pipelines.settings import PROJECT_ROOT
+from devtools import PROJECT_ROOT
+from devtools.reliability import render_report, run_catalogue
 
 
 def _rows_without_notes(report: str) -> list[list[str]]:
@@ -24,7 +24,7 @@ def test_every_fault_case_holds_and_the_published_report_is_current(tmp_path: Pa
     fresh = render_report(outcomes)
     committed = (PROJECT_ROOT / "docs" / "reliability.md").read_text()
     assert _rows_without_notes(committed) == _rows_without_notes(fresh), (
-        "run: scdx reliability --write docs/reliability.md"
+        "run: python -m devtools reliability --write docs/reliability.md"
     )
     assert re.search(
         r"\*\*(\d+) of \1 cases hold; .*rows lost: 0; partial publishes: 0; keys leaked: 0\.\*\*", committed

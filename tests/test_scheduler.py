@@ -13,8 +13,8 @@ import duckdb
 import pytest
 import yaml
 
+from devtools import PROJECT_ROOT
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import PROJECT_ROOT
 
 from .airflow_cluster import AirflowCluster
 from .conftest import RECORDINGS, SCHEMAS

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devtools import PROJECT_ROOT
 from pipelines.contracts import load_registry
-from pipelines.http import open_session
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import PROJECT_ROOT
+from pipelines.sources.http import open_session
 
 from .conftest import RECORDINGS, SCHEMAS
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, ContractError, Registry, load_registry, parse_contract
-from pipelines.layout import Layout
-from pipelines.normalize import DriftRejected, NormalizeStats, build_page
-from pipelines.publish import open_public
-from pipelines.refresh import QuarantinedError, refresh_dataset
+from pipelines.orchestration.refresh import QuarantinedError, refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
 from pipelines.sources import RawPage, SourceRows
-from pipelines.window import Window
+from pipelines.sources.window import Window
+from pipelines.stages.normalize import DriftRejected, NormalizeStats, build_page
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
 
 from .conftest import SCHEMAS, catalog_runs
 
@@ -40,7 +40,7 @@ def _edit_month(
 
 def _drift(layout: Layout) -> list[tuple[object, ...]]:
     """Every drift event of every run, from the run history (a quarantined run makes no release)."""
-    from pipelines.publish import catalog_of
+    from pipelines.stages.publish import catalog_of
     from pipelines.store.catalog import drift
 
     return sorted((r["field"], r["kind"], r["action"]) for r in catalog_of(layout).rows_of(drift))

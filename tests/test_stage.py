@@ -13,8 +13,8 @@ import pytest
 
 from pipelines import stage as stage_module
 from pipelines.contracts import Contract, Registry, arrow_schema
-from pipelines.layout import Layout
-from pipelines.stage import StageError, stage
+from pipelines.stages.stage import StageError, stage
+from pipelines.store.layout import Layout
 
 
 def _batch(census: Contract, registry: Registry, first: int, rows: int) -> pa.RecordBatch:

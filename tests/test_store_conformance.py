@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.faults import FAULT_ENV
-from pipelines.layout import Layout
+from pipelines.common.faults import FAULT_ENV
 from pipelines.store import DamagedRelease, ReleaseStore, StoreError
 from pipelines.store.catalog import _engines
+from pipelines.store.layout import Layout
 
 from .store_helpers import checksums, make_store, publish_tag, whole
 
@@ -306,7 +306,7 @@ def test_a_publisher_stopped_by_a_signal_leaves_a_whole_release_and_the_next_pub
             sys.executable,
             "-c",
             "import os, signal, sys\n"
-            "import pipelines.faults as faults\n"
+            "import pipelines.common.faults as faults\n"
             f"faults.crash_point = lambda name: os.kill(os.getpid(), {int(signal_number)}) if name == 'publish:before_catalog' else None\n"
             "import pipelines.store.local as local\n"
             "local.crash_point = faults.crash_point\n"

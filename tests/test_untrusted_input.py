@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.layout import Layout
-from pipelines.publish import open_public
-from pipelines.refresh import ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset, start_run
 from pipelines.replay.server import Fault, ReplayServer
-from pipelines.runs import RunRecord
-from pipelines.settings import Settings
-from pipelines.window import Window, parse_month
+from pipelines.sources.window import Window, parse_month
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
+from pipelines.store.runs import RunRecord
 
 from .conftest import CENSUS_MONTHS
 
@@ -137,8 +137,8 @@ def test_a_warning_check_that_cannot_run_fails_the_run_naming_the_check_and_publ
     import shutil
     from dataclasses import replace
 
+    from devtools import PROJECT_ROOT
     from pipelines.contracts import load_registry
-    from pipelines.settings import PROJECT_ROOT
 
     schemas = tmp_path / "schemas"
     shutil.copytree(PROJECT_ROOT / "schemas", schemas)
@@ -260,8 +260,8 @@ def test_a_partial_file_the_contract_refuses_names_the_partition_and_the_rows_it
     import shutil
     from dataclasses import replace
 
+    from devtools import PROJECT_ROOT
     from pipelines.contracts import load_registry
-    from pipelines.settings import PROJECT_ROOT
 
     schemas = tmp_path / "schemas"
     shutil.copytree(PROJECT_ROOT / "schemas", schemas)

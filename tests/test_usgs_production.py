@@ -16,18 +16,18 @@ import pyarrow as pa
 import pytest
 import requests
 
+from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage, PageRequest
-from pipelines.layout import Layout
-from pipelines.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
-from pipelines.paging import PageContext
-from pipelines.publish import open_public
-from pipelines.refresh import ingest_file, refresh_dataset
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.settings import Settings
 from pipelines.sources import RawPage
+from pipelines.sources.http import FetchedPage, PageRequest
+from pipelines.sources.paging import PageContext
 from pipelines.sources.usgs_mcs import EXPECT, parse_batches
-from pipelines.window import Window
+from pipelines.sources.window import Window
+from pipelines.stages.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
+from pipelines.stages.publish import open_public
+from pipelines.store.layout import Layout
 
 from .conftest import AS_OF, RECORDINGS, catalog_runs
 
@@ -109,7 +109,7 @@ def figure(rows: list[dict[str, Any]], country: str, measure: str, year: int) ->
 def test_usgs_asks_sciencebase_for_each_listed_world_file_by_name(
     production: Contract, registry: Registry
 ) -> None:
-    from pipelines.paging import file_requests
+    from pipelines.sources.paging import file_requests
 
     built = list(file_requests(context(production, registry, "https://www.sciencebase.gov"), expect=EXPECT))
     assert [r.partition for r in built] == list(WORLD_FILES.values())

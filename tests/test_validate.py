@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.contracts import Contract, Registry, arrow_schema
-from pipelines.layout import Layout
-from pipelines.stage import StagedBatch
-from pipelines.validate import validate
+from pipelines.stages.stage import StagedBatch
+from pipelines.stages.validate import validate
+from pipelines.store.layout import Layout
 
 
 def _staged(
@@ -230,7 +230,7 @@ def test_gx_imports_scipy_stats_and_altair_only_when_an_expectation_uses_them() 
 
     program = """
 import sys
-from pipelines.validate import _import_gx
+from pipelines.stages.validate import _import_gx
 _import_gx()
 print(type(sys.modules["scipy.stats"]).__name__, type(sys.modules["altair"]).__name__)
 from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
@@ -256,7 +256,7 @@ if sys.argv[1] == "off":
     gc.disable()
 collections = []
 gc.callbacks.append(lambda phase, info: collections.append(phase) if phase == "start" else None)
-from pipelines.validate import _import_gx
+from pipelines.stages.validate import _import_gx
 before = len(collections)
 _import_gx()
 import great_expectations

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from pipelines.errors import ScdxError
-from pipelines.layout import Layout
-from pipelines.sql import IDENTIFIER, quote_identifier, quote_literal
+from pipelines.common.errors import ScdxError
+from pipelines.common.sql import IDENTIFIER, quote_identifier, quote_literal
 from pipelines.store import Column, Draft, TableSchema
+from pipelines.store.layout import Layout
 
 if TYPE_CHECKING:
     import duckdb
@@ -231,7 +231,7 @@ def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart]
 def publish_marts(layout: Layout, keep_versions: int = 10, marts: list[Mart] | None = None) -> MartsBuild:
     """Rebuild the marts that are missing or out of date with the published tables, as one release
     (none when every mart is current)."""
-    from pipelines.publish import PublishError, open_store
+    from pipelines.stages.publish import PublishError, open_store
     from pipelines.store import StoreError
 
     store = open_store(layout, "public", keep_versions)

@@ -5,7 +5,7 @@ application/zip``, as the ORNL download server does; query parameters are ignore
 file) and any other file name under the download folder is a 404.
 
 No real FAF5 file is available offline: the served bytes are constructed to the documented layout
-by :mod:`pipelines.faf5_generate` (see recordings/PROVENANCE.md), with ``SCDX_FAF5_ROWS`` records
+by :mod:`pipelines.replay.faf5_generate` (see recordings/PROVENANCE.md), with ``SCDX_FAF5_ROWS`` records
 (a small default for the demo; the bench serves millions). The file is generated on the first
 request for a size, cached outside the recordings, and streamed from disk, so the server's memory
 does not grow with the file.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import faf5_generate
+from pipelines.replay import faf5_generate
 from pipelines.replay.reply import Reply
 
 LAYOUT = "FAF5.7.1_layout.json"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pipelines.redact import redact_params, redact_text
+from pipelines.common.redact import redact_params, redact_text
 from pipelines.replay.reply import Reply
 
 log = logging.getLogger("scdx.replay")

@@ -5,7 +5,7 @@ A source module provides two functions:
     fetch_pages(ctx: PageContext) -> Iterator[FetchedPage]
     parse_page(page: RawPage, contract, registry) -> SourceRows | None
 
-``fetch_pages`` picks a paging strategy from pipelines.paging and adds the agency's parameters.
+``fetch_pages`` picks a paging strategy from pipelines.sources.paging and adds the agency's parameters.
 A source whose single responses or files can be large also provides
 
     parse_batches(page: RawPage, contract, registry) -> Iterator[SourceRows]
@@ -13,9 +13,9 @@ A source whose single responses or files can be large also provides
 which normalize prefers, so memory holds one batch, not one file.
 
 ``parse_page`` undoes the agency's quirks (header rows, special values, code padding, date
-formats) and returns text columns named as the agency names them; pipelines.normalize does the
+formats) and returns text columns named as the agency names them; pipelines.stages.normalize does the
 rest for every source alike (drift policy, types, units). Paging, retries and authentication are
-common code too (pipelines.paging, pipelines.http).
+common code too (pipelines.sources.paging, pipelines.sources.http).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from pipelines.contracts import Contract, Registry
 
 if TYPE_CHECKING:
-    from pipelines.http import FetchedPage
-    from pipelines.paging import PageContext
+    from pipelines.sources.http import FetchedPage
+    from pipelines.sources.paging import PageContext
 
 
 # The errors and drift events a source raises while reading its agency's bytes (re-exported by
@@ -135,7 +135,7 @@ class SourceRows:
 
 
 class SourceModule(Protocol):
-    # The formats of pipelines.formats a response or file of this source can be ("json", "csv", "zip").
+    # The formats of pipelines.sources.formats a response or file of this source can be ("json", "csv", "zip").
     FORMATS: tuple[str, ...]
 
     def fetch_pages(self, ctx: PageContext) -> Iterator[FetchedPage]: ...

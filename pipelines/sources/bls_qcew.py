@@ -1,6 +1,6 @@
 """BLS QCEW Open Data Access: CSV data slices (``/cew/data/api/{year}/{qtr}/industry/{naics}.csv``).
 
-Paging: one file per quarter and industry (:func:`pipelines.paging.per_quarter`), the industries
+Paging: one file per quarter and industry (:func:`pipelines.sources.paging.per_quarter`), the industries
 from the contract's ``industry`` parameter. No key. A quarter BLS has not released yet is HTTP
 404: an empty page ("no data"), not an error.
 
@@ -28,11 +28,11 @@ import re
 from collections.abc import Iterator, Sequence
 
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage
-from pipelines.paging import PageContext, param_values, per_quarter, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
+from pipelines.sources.http import FetchedPage
+from pipelines.sources.paging import PageContext, param_values, per_quarter, static_params
 
-# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+# What a file of this source can be (pipelines.sources.formats): a file in hand is checked against it.
 FORMATS = ("csv",)
 
 # What a QCEW file is answered with (BLS's CSV slices); a 404 is a quarter not released yet.

@@ -1,7 +1,7 @@
 """BTS Border Crossing/Entry Data on Socrata (dataset ``keg4-3bc2``), by API or export file.
 
 Paging: Socrata SODA 2 pages with ``$limit``/``$offset`` over a total ``$order`` (the contract's
-params) and reports no total, so paging stops at the first short page (pipelines.paging.
+params) and reports no total, so paging stops at the first short page (pipelines.sources.paging.
 offset_pages). The run's window becomes a ``$where`` on the date column, so an incremental run
 asks only for the months it needs.
 
@@ -33,12 +33,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage
-from pipelines.paging import PageContext, offset_pages, static_params
 from pipelines.sources import NormalizeError, RawPage, SourceRows
-from pipelines.window import Window, add_months
+from pipelines.sources.http import FetchedPage
+from pipelines.sources.paging import PageContext, offset_pages, static_params
+from pipelines.sources.window import Window, add_months
 
-# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+# What a file of this source can be (pipelines.sources.formats): a file in hand is checked against it.
 FORMATS = ("csv", "json")
 
 JSON_TYPES = ("application/json",)
@@ -82,7 +82,7 @@ def request_params(ctx: PageContext) -> list[tuple[str, str]]:
 
 
 def _body(page: FetchedPage) -> bytes:
-    """The page's bytes, also when pipelines.http spooled a large body to disk (``body_file``)."""
+    """The page's bytes, also when pipelines.sources.http spooled a large body to disk (``body_file``)."""
     spooled: Path | None = getattr(page, "body_file", None)
     return spooled.read_bytes() if spooled is not None else page.body
 

@@ -3,7 +3,7 @@
 Nothing here is specific to one route: the contract gives the route (``source.path``), the data
 columns (``data[]``), the facets (``facets[<facet>][]``), the frequency and the sort order, in the
 API's own parameter names; this module adds the window (``start``/``end`` in the frequency's date
-format) and pages with ``offset``/``length`` through the common :func:`pipelines.paging.offset_pages`.
+format) and pages with ``offset``/``length`` through the common :func:`pipelines.sources.paging.offset_pages`.
 The key travels as the ``api_key`` query parameter (contract ``auth``), so it is redacted like every
 credential parameter.
 
@@ -29,14 +29,14 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from pipelines.common.redact import redact_text
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage
-from pipelines.paging import PageContext, offset_pages, static_params
-from pipelines.redact import redact_text
 from pipelines.sources import NormalizeError, RawPage, SourceRows
-from pipelines.window import Window
+from pipelines.sources.http import FetchedPage
+from pipelines.sources.paging import PageContext, offset_pages, static_params
+from pipelines.sources.window import Window
 
-# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+# What a file of this source can be (pipelines.sources.formats): a file in hand is checked against it.
 FORMATS = ("json",)
 
 

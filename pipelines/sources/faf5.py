@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage
-from pipelines.paging import PageContext
 from pipelines.sources import NormalizeError, RawPage, SourceRows
+from pipelines.sources.http import FetchedPage
+from pipelines.sources.paging import PageContext
 
-# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+# What a file of this source can be (pipelines.sources.formats): a file in hand is checked against it.
 FORMATS = ("zip", "csv")
 
 # Classification columns of the FAF5 layout, in the file's order: they make up a record's flow_id.

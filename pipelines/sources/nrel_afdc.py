@@ -1,8 +1,8 @@
 """NREL Alternative Fuels Data Center (AFDC) station locator API (``/api/alt-fuel-stations/v1``).
 
 Paging: NREL ``offset``/``limit``; the body's ``total_results`` says when the last page has
-arrived (pipelines.paging.offset_pages). The key travels as the ``api_key`` query parameter (the
-contract's auth block; pipelines.redact keeps it out of everything written).
+arrived (pipelines.sources.paging.offset_pages). The key travels as the ``api_key`` query parameter (the
+contract's auth block; pipelines.common.redact keeps it out of everything written).
 
 Quirks handled here and nowhere else:
 - a response is one JSON object: the search (latitude, longitude, precision), counts by fuel and
@@ -33,11 +33,11 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage
-from pipelines.paging import PageContext, offset_pages, static_params
 from pipelines.sources import DriftEvent, NormalizeError, RawPage, SourceRows
+from pipelines.sources.http import FetchedPage
+from pipelines.sources.paging import PageContext, offset_pages, static_params
 
-# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+# What a file of this source can be (pipelines.sources.formats): a file in hand is checked against it.
 FORMATS = ("json",)
 
 
@@ -59,7 +59,7 @@ _OLDER_ACCESS_WORDS = {"public": "public", "private": "private"}
 
 
 def _body(page: FetchedPage) -> bytes:
-    """The page's bytes, also when pipelines.http spooled a large body to disk (``body_file``)."""
+    """The page's bytes, also when pipelines.sources.http spooled a large body to disk (``body_file``)."""
     spooled: Path | None = getattr(page, "body_file", None)
     return spooled.read_bytes() if spooled is not None else page.body
 

@@ -1,7 +1,7 @@
 """USGS Mineral Commodity Summaries (MCS) data release: CSV files on ScienceBase.
 
 Paging: USGS publishes files, not an API. A run asks for each file the contract lists, one request
-per file (``pipelines.paging.file_requests``), the file name in the contract's paging parameter
+per file (``pipelines.sources.paging.file_requests``), the file name in the contract's paging parameter
 (ScienceBase: ``/catalog/file/get/<item id>?name=<file>``).
 
 Tables are told apart by their header, never by a fixed column list, so that the next edition
@@ -54,11 +54,11 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from pipelines.contracts import Contract, Registry
-from pipelines.http import FetchedPage
-from pipelines.paging import PageContext, file_requests
 from pipelines.sources import ACTIONS, DriftEvent, DriftRejected, NormalizeError, RawPage, SourceRows
+from pipelines.sources.http import FetchedPage
+from pipelines.sources.paging import PageContext, file_requests
 
-# What a file of this source can be (pipelines.formats): a file in hand is checked against it.
+# What a file of this source can be (pipelines.sources.formats): a file in hand is checked against it.
 FORMATS = ("csv",)
 
 # What a good answer is; an HTML error page behind a 200 is retried by the common client.

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipelines.errors import ScdxError
+from pipelines.common.errors import ScdxError
 
 if TYPE_CHECKING:
     import duckdb

@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.errors import ScdxError
+from pipelines.common.errors import ScdxError
 
 metadata = sa.MetaData()
 

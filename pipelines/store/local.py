@@ -42,11 +42,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines.faults import crash_point
-from pipelines.layout import VersionStore, fsync_path
-from pipelines.locks import LockTimeout, file_lock
-from pipelines.settings import duckdb_config
-from pipelines.sql import literal_list, quote_literal, quote_name
+from pipelines.common.faults import crash_point
+from pipelines.common.settings import duckdb_config
+from pipelines.common.sql import literal_list, quote_literal, quote_name
 from pipelines.store import (
     Change,
     Damage,
@@ -57,6 +55,8 @@ from pipelines.store import (
     TableSchema,
 )
 from pipelines.store.catalog import Catalog, dumps, loads
+from pipelines.store.layout import VersionStore, fsync_path
+from pipelines.store.locks import LockTimeout, file_lock
 from pipelines.store.release_file import write_release_file
 
 log = logging.getLogger("scdx.store")

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from pipelines.settings import duckdb_config
-from pipelines.sql import quote_literal, quote_name
+from pipelines.common.settings import duckdb_config
+from pipelines.common.sql import quote_literal, quote_name
 from pipelines.store.catalog import contracts, drift, dumps, loads, run_files, runs, unit_conversions
 
 if TYPE_CHECKING:

@@ -1,0 +1,360 @@
+"""``scdx refresh``, ``ingest-file``, ``demo``, ``marts``, ``replay-server``: running the pipeline."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+# A run that found no data in its window (months not yet released) is not a failure.
+from pipelines.cli.app import (
+    OK_STATUSES,
+    AllowShrinkOption,
+    DataDirOption,
+    app,
+    cli_registry,
+    cli_settings,
+    console,
+    err_console,
+    print_query,
+    setup_logging,
+)
+from pipelines.common.redact import redact_text
+from pipelines.common.settings import Settings, load_settings
+from pipelines.contracts import ContractError
+from pipelines.sources.window import Window, parse_month
+from pipelines.store.runs import RunRecord
+
+EXAMPLE_QUERY = """\
+-- Imports from China of the EV-basket headings over the latest 12 published months
+SELECT hs_code,
+       any_value(hs_description)            AS description,
+       round(sum(general_value_usd) / 1e6, 1) AS usd_millions
+FROM curated.census_trade_imports
+WHERE country_code = '5700'
+  AND period > (SELECT max(period) FROM curated.census_trade_imports) - INTERVAL 12 MONTH
+GROUP BY hs_code
+ORDER BY usd_millions DESC
+LIMIT 8"""
+
+
+CHAPTER_CONCENTRATION_QUERY = """\
+-- How concentrated were 2025 U.S. imports of the HS chapters holding the EV basket (85: batteries,
+-- magnets, semiconductors)? From the USA Trade Online reports of 16 partners (total = their sum).
+SELECT hs_code AS chapter, category, round(total_import_value_usd / 1e9, 1) AS usd_billions,
+       supplier_countries AS suppliers, top_supplier, top_supplier_share_pct AS top_share_pct, hhi,
+       feoc_share_pct
+FROM marts.import_concentration
+WHERE hs_level = 'HS2' AND period_grain = 'year' AND period = DATE '2025-01-01'
+ORDER BY hhi DESC"""
+
+
+SCORECARD_QUERY = """\
+-- The EV supply-chain scorecard: four risk pillars per mineral and product, 0-100 (higher = more exposed)
+SELECT item, raw_materials_score AS raw_materials, manufacturing_score AS manufacturing,
+       workforce_score AS workforce, logistics_score AS logistics, mean_score
+FROM marts.supply_chain_scorecard"""
+
+
+def _summary_table(runs: list[RunRecord]) -> Table:
+    table = Table(title="scdx refresh")
+    for column in (
+        "dataset",
+        "status",
+        "rows landed",
+        "rows published",
+        "rows quarantined",
+        "validation",
+        "drift",
+        "seconds",
+    ):
+        table.add_column(column, justify="right" if column.startswith(("rows", "sec")) else "left")
+    for run in runs:
+        colour = {
+            "published": "green",
+            "no_data": "cyan",
+            "unchanged": "cyan",
+            "quarantined": "yellow",
+            "blocked": "yellow",
+        }.get(run.status, "red")
+        table.add_row(
+            run.dataset,
+            f"[{colour}]{run.status}[/{colour}]",
+            f"{run.rows_landed:,}",
+            f"{run.rows_published:,}",
+            f"{run.rows_quarantined:,}",
+            run.validation or "-",
+            run.drift_summary(),
+            f"{run.seconds:.1f}",
+        )
+    return table
+
+
+def _recorded(run: RunRecord, steps: Callable[[], object]) -> RunRecord:
+    """Run one dataset's steps; however they end, the run record says how.
+
+    Each step records its own failure in the run history before raising, so an error here is
+    already recorded; it ends the dataset's run, never the command (the next dataset still runs).
+    """
+    try:
+        steps()
+    except Exception as exc:  # the one place a dataset's error of any kind becomes its run's outcome
+        if run.status == "running":
+            run.finish("failed", error=redact_text(str(exc)))
+    return run
+
+
+def _refresh(
+    settings: Settings,
+    datasets: list[str],
+    window: Window | None,
+    force: bool = False,
+    allow_shrink: bool = False,
+) -> list[RunRecord]:
+    from pipelines.orchestration.refresh import TransportError, refresh_dataset, source_endpoints, start_run
+
+    registry = cli_registry(settings)
+    names = datasets or sorted(registry.contracts)
+    contracts = []
+    for name in names:
+        try:
+            contracts.append(registry.get(name))
+        except ContractError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    runs: list[RunRecord] = []
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(source_endpoints(settings))
+        except (TransportError, FileNotFoundError) as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        for contract in contracts:
+            run = start_run(contract)
+            runs.append(
+                _recorded(
+                    run,
+                    partial(
+                        refresh_dataset,
+                        contract,
+                        registry,
+                        settings,
+                        endpoint(contract),
+                        window=window,
+                        run=run,
+                        force=force,
+                        allow_shrink=allow_shrink,
+                    ),
+                )
+            )
+    return runs
+
+
+def _window(start: str | None, end: str | None) -> Window | None:
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        err_console.print("[red]--start and --end go together[/red]")
+        raise typer.Exit(2)
+    return Window(parse_month(start), parse_month(end))
+
+
+@app.command()
+def refresh(
+    datasets: Annotated[
+        list[str] | None, typer.Argument(help="Datasets to refresh (default: all contracts).")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Call the agency APIs instead of the replay server.")
+    ] = False,
+    replay_url: Annotated[str | None, typer.Option(help="Use a running replay server at this URL.")] = None,
+    start: Annotated[str | None, typer.Option(help="First month (YYYY-MM); default from the cursor.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last month (YYYY-MM); default this month.")] = None,
+    data_dir: DataDirOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Normalize and publish even when the agency sent the bytes already published."
+        ),
+    ] = False,
+    allow_shrink: AllowShrinkOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run extract -> land -> normalize -> stage -> validate -> publish for each dataset, then the marts.
+
+    A dataset whose upstream bytes are identical to its latest published run ends as "unchanged"
+    and publishes nothing (--force to publish anyway)."""
+    setup_logging(verbose)
+    settings = cli_settings(data_dir, live, replay_url)
+    runs = _refresh(settings, datasets or [], _window(start, end), force, allow_shrink)
+    console.print(_summary_table(runs))
+    for run in runs:
+        if run.status not in OK_STATUSES and run.error:
+            err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
+    _print_marts(settings, runs)
+    if any(run.status not in OK_STATUSES for run in runs):
+        raise typer.Exit(1)
+
+
+@app.command("ingest-file")
+def ingest_file_command(
+    dataset: Annotated[str, typer.Argument(help="Dataset whose contract describes the file.")],
+    path: Annotated[Path, typer.Argument(help="A file downloaded from the agency (CSV, JSON ...).")],
+    data_dir: DataDirOption = None,
+    allow_shrink: AllowShrinkOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Land a file in hand and run it through normalize -> stage -> validate -> publish.
+
+    The file must be what the dataset's source reads (CSV, JSON ...), or it is refused before
+    anything lands. It is merged by primary key: rows it does not hold stay published."""
+    from pipelines.contracts import ContractError
+    from pipelines.orchestration.refresh import ingest_file, start_run
+
+    setup_logging(verbose)
+    settings = cli_settings(data_dir, live=False, replay_url=None)
+    registry = cli_registry(settings)
+    try:
+        contract = registry.get(dataset)
+    except ContractError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if not path.exists():
+        err_console.print(f"[red]{dataset}: no such file {path}[/red]")
+        raise typer.Exit(2)
+    run = start_run(contract)
+    _recorded(
+        run, partial(ingest_file, contract, registry, settings, path, run=run, allow_shrink=allow_shrink)
+    )
+    console.print(_summary_table([run]))
+    if run.status not in OK_STATUSES:
+        err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
+        raise typer.Exit(1)
+
+
+def _print_marts(settings: Settings, runs: list[RunRecord]) -> None:
+    """The marts of the current public release (each publish rebuilt those reading its table), and
+    any mart a run's publish had to leave out."""
+    from pipelines.stages.publish import open_store
+    from pipelines.store.layout import Layout
+
+    store = open_store(Layout(settings.data_dir), "public", settings.keep_versions)
+    current = store.current()
+    if current is None:
+        return
+    marts = {n.removeprefix("marts."): t.rows for n, t in store.tables().items() if n.startswith("marts.")}
+    listed = ", ".join(f"{name} ({rows:,} rows)" for name, rows in sorted(marts.items())) or "none"
+    console.print(f"marts in release {current.number}: {listed}", highlight=False)
+    for run in runs:
+        for warning in run.warnings:
+            if warning.startswith("marts."):
+                err_console.print(f"[yellow]{run.dataset}:[/yellow] {warning}", highlight=False)
+
+
+def _build_marts(settings: Settings) -> bool:
+    """Build the risk marts; print what was built and skipped. False when the build failed."""
+    from pipelines.marts import MartError, publish_marts
+    from pipelines.store.layout import Layout
+
+    try:
+        build = publish_marts(Layout(settings.data_dir), settings.keep_versions)
+    except MartError as exc:
+        err_console.print(f"[red]marts not published:[/red] {exc}")
+        return False
+    built = ", ".join(f"{name} ({rows:,} rows)" for name, rows in build.built.items())
+    if build.version is None:
+        console.print("marts are up to date with the published tables: no release", highlight=False)
+    else:
+        console.print(f"marts built in release {build.version}: {built or 'none'}", highlight=False)
+    for name, reason in build.skipped.items():
+        console.print(f"  [yellow]skipped[/yellow] marts.{name}: {reason}", highlight=False)
+    for name, reason in build.failed.items():
+        err_console.print(f"  [red]left out[/red] marts.{name}: {reason}", highlight=False)
+    return not build.failed
+
+
+@app.command()
+def marts(
+    data_dir: DataDirOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
+) -> None:
+    """Build the risk marts from the published curated tables, as one new public version."""
+    setup_logging(verbose)
+    if not _build_marts(cli_settings(data_dir, live=False, replay_url=None)):
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    data_dir: DataDirOption = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """The nightly refresh of every dataset against the bundled replay server, then a query."""
+    setup_logging(verbose)
+    settings = cli_settings(data_dir, live=False, replay_url=None)
+    started = time.monotonic()
+    runs = _refresh(settings, [], None)
+    runs += _ingest_hand_downloads(settings)
+    console.print(_summary_table(runs))
+    failed = [run for run in runs if run.status not in OK_STATUSES]
+    for run in failed:
+        err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
+    if failed:
+        raise typer.Exit(1)
+    _print_marts(settings, runs)
+    print_query(settings, EXAMPLE_QUERY)
+    print_query(settings, SCORECARD_QUERY)
+    print_query(settings, CHAPTER_CONCENTRATION_QUERY)
+    console.print(
+        f"[dim]demo finished in {time.monotonic() - started:.1f} s; database {settings.data_dir / 'scdx.duckdb'}[/dim]"
+    )
+
+
+# Files an analyst downloads by hand, bundled with the recordings, that the demo ingests after the
+# refresh: USA Trade Online reports of many partners (real values; recordings/PROVENANCE.md).
+HAND_DOWNLOADS = (("census_trade_imports", "census_intltrade/usatradeonline"),)
+
+
+def _ingest_hand_downloads(settings: Settings) -> list[RunRecord]:
+    """``scdx ingest-file`` of every bundled hand download, as the demo's analyst would."""
+    from pipelines.orchestration.refresh import ingest_file, start_run
+
+    registry = cli_registry(settings)
+    runs = []
+    for dataset, folder in HAND_DOWNLOADS:
+        contract = registry.get(dataset)
+        for path in sorted((settings.recordings_dir / folder).glob("*.csv")):
+            run = start_run(contract)
+            runs.append(_recorded(run, partial(ingest_file, contract, registry, settings, path, run=run)))
+    return runs
+
+
+@app.command("replay-server")
+def replay_server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
+    recordings: Annotated[Path | None, typer.Option(help="Recordings directory.")] = None,
+) -> None:
+    """Serve the recorded agency responses on 127.0.0.1 with each agency's query semantics."""
+    from pipelines.replay.server import ReplayServer
+
+    setup_logging(False)
+    settings = load_settings()
+    server = ReplayServer(recordings or settings.recordings_dir, port=port)
+    console.print(
+        f"replay server on {server.url} (endpoints: {', '.join(sorted(server.routes))})", highlight=False
+    )
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.stop()

@@ -1,0 +1,65 @@
+"""Freshness: is a dataset's published data as recent as its contract's SLA promises?
+
+For an incremental dataset the age is measured on the data (as-of date minus the latest period
+published); for a snapshot dataset, on the last successful publish. A late dataset is reported
+(the Airflow check task fails with this message; ``scdx freshness`` lists them all).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from pipelines.contracts import Contract
+from pipelines.stages.publish import catalog_of, last_published
+from pipelines.store.layout import Layout
+
+
+@dataclass(frozen=True)
+class Freshness:
+    dataset: str
+    as_of: date
+    latest: date | None
+    basis: str  # "data" (latest period) or "publish" (last successful publish)
+    age_days: int | None
+    max_age_days: int | None
+
+    @property
+    def late(self) -> bool:
+        if self.max_age_days is None:
+            return False
+        return self.age_days is None or self.age_days > self.max_age_days
+
+    def describe(self) -> str:
+        if self.max_age_days is None:
+            return f"{self.dataset}: no freshness SLA"
+        if self.latest is None:
+            return f"{self.dataset}: LATE, nothing published yet (SLA {self.max_age_days} days)"
+        state = "LATE" if self.late else "fresh"
+        return (
+            f"{self.dataset}: {state}, latest {self.basis} {self.latest:%Y-%m-%d} is {self.age_days} days old "
+            f"on {self.as_of:%Y-%m-%d} (SLA {self.max_age_days} days)"
+        )
+
+
+def _last_publish_date(contract: Contract, layout: Layout) -> date | None:
+    """When the dataset last published, from the run history."""
+    finished = [
+        r["finished_at"] for r in catalog_of(layout).runs(contract.dataset, "published") if r["finished_at"]
+    ]
+    if not finished:
+        return None
+    latest: datetime = max(finished)
+    return (latest if latest.tzinfo else latest.replace(tzinfo=UTC)).astimezone(UTC).date()
+
+
+def check_freshness(contract: Contract, layout: Layout, as_of: date) -> Freshness:
+    """How old the dataset's published data is on ``as_of``, against its SLA."""
+    sla = contract.freshness.max_age_days if contract.freshness else None
+    cursor = contract.source.incremental
+    if cursor is not None:
+        latest, basis = last_published(layout, contract, cursor.field), "data"
+    else:
+        latest, basis = _last_publish_date(contract, layout), "publish"
+    age = (as_of - latest).days if latest is not None else None
+    return Freshness(contract.dataset, as_of, latest, basis, age, sla)

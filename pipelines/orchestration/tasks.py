@@ -1,0 +1,134 @@
+"""The bodies of the Airflow ingest tasks, callable (and tested) without Airflow.
+
+Each task gets the run record of the previous one (a small JSON dict, via XCom), does one step
+of pipelines.orchestration.refresh and returns the updated record. Paths are derived from the dataset and run
+id, never passed around, so a retried task finds exactly what the earlier one wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from pipelines.common.settings import Settings, load_settings
+from pipelines.contracts import Contract, Registry, load_registry
+from pipelines.orchestration.dag_support import PUBLISH_POOL
+from pipelines.orchestration.refresh import (
+    source_endpoints,
+    start_run,
+    step_extract_land,
+    step_normalize_stage,
+    step_publish,
+    step_validate,
+)
+from pipelines.sources.window import interval_window
+from pipelines.stages.land import open_landed
+from pipelines.stages.publish import begin_run, last_published
+from pipelines.stages.stage import open_staged
+from pipelines.store.layout import Layout
+from pipelines.store.runs import NOTHING_TO_PUBLISH, RunRecord
+
+
+def _load(dataset: str) -> tuple[Settings, Registry, Contract]:
+    settings = load_settings()
+    registry = load_registry(settings.schemas_dir)
+    return settings, registry, registry.get(dataset)
+
+
+def extract_and_land(
+    dataset: str,
+    interval_start: date | None = None,
+    interval_end: date | None = None,
+    connection_lookup: Callable[[str], str | None] | None = None,
+) -> dict[str, Any]:
+    """Start a run, fetch the months its data interval covers (plus lookback), land every response."""
+    settings, registry, contract = _load(dataset)
+    run = start_run(contract)
+    begin_run(run, contract, registry, Layout(settings.data_dir), owned_by_process=False)
+    window = None
+    if interval_end is not None:
+        cursor = contract.source.incremental
+        last = last_published(Layout(settings.data_dir), contract, cursor.field) if cursor else None
+        window = interval_window(contract, last, interval_start or interval_end, interval_end)
+    with source_endpoints(settings) as endpoint:
+        step_extract_land(
+            run,
+            contract,
+            registry,
+            settings,
+            endpoint(contract),
+            window=window,
+            connection_lookup=connection_lookup,
+        )
+    return run.to_dict()
+
+
+def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
+    """Normalize the run's landed pages and stage them as Parquet."""
+    run = RunRecord.from_dict(run_state)
+    settings, registry, contract = _load(run.dataset)
+    landed = open_landed(run.dataset, run.run_id, Layout(settings.data_dir))
+    # A retry after a killed attempt re-stages the same raw pages (staging is derived, never landed).
+    step_normalize_stage(run, landed, contract, registry, settings, restage=True)
+    return run.to_dict()
+
+
+def _on_staged(run_state: dict[str, Any], step: Callable[..., object], **options: Any) -> dict[str, Any]:
+    run = RunRecord.from_dict(run_state)
+    settings, registry, contract = _load(run.dataset)
+    staged = open_staged(run.dataset, run.run_id, Layout(settings.data_dir))
+    step(run, staged, contract, registry, settings, **options)
+    return run.to_dict()
+
+
+def validate(run_state: dict[str, Any]) -> dict[str, Any]:
+    """Validate the staged batch; raises QuarantinedError (batch quarantined, run recorded) on failure."""
+    return _on_staged(run_state, step_validate)
+
+
+def publish(run_state: dict[str, Any], allow_shrink: bool = False) -> dict[str, Any]:
+    """Publish the validated batch (with the marts built from it) as the tier's next release;
+    ``allow_shrink`` lets it remove more rows than the contract's max_shrink_pct."""
+    return _on_staged(run_state, step_publish, allow_shrink=allow_shrink)
+
+
+def has_data(run_state: dict[str, Any]) -> bool:
+    """False when the run found nothing in its window, or nothing new upstream (validate and
+    publish are then skipped)."""
+    return run_state.get("status") not in NOTHING_TO_PUBLISH
+
+
+def check_freshness(dataset: str, as_of: date) -> dict[str, Any]:
+    """Freshness of the dataset on ``as_of``; the caller fails the task when it is late."""
+    from pipelines.orchestration.freshness import check_freshness as measure
+
+    settings, _, contract = _load(dataset)
+    report = measure(contract, Layout(settings.data_dir), as_of)
+    return {
+        "dataset": dataset,
+        "late": report.late,
+        "message": report.describe(),
+        "age_days": report.age_days,
+    }
+
+
+def airflow_pools(registry: Registry) -> dict[str, dict[str, Any]]:
+    """Airflow pools, in ``airflow pools import`` format: one per agency API, sized to its
+    documented concurrency, and the one-slot publish pool (one process writes a database)."""
+    pools: dict[str, dict[str, Any]] = {
+        PUBLISH_POOL: {"slots": 1, "description": "scdx: publishing is serialized", "include_deferred": False}
+    }
+    for contract in sorted(registry.contracts.values(), key=lambda c: c.dataset):
+        source = contract.source
+        slots = source.rate_limit.concurrent_requests if source.rate_limit else 1
+        entry = pools.setdefault(
+            source.pool_name,
+            {
+                "slots": slots,
+                "description": f"scdx: {contract.provider.agency} API ({source.base_url})",
+                "include_deferred": False,
+            },
+        )
+        entry["slots"] = min(int(entry["slots"]), slots)
+    return pools
