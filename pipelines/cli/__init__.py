@@ -10,6 +10,7 @@ import sys
 # The command modules register their commands on the app when imported.
 from pipelines.cli import explore, pipeline, releases  # noqa: F401
 from pipelines.cli.app import app, err_console
+from pipelines.common.errors import ScdxError
 from pipelines.store.runs import RunInterrupted
 
 __all__ = ["app", "main"]
@@ -44,6 +45,13 @@ def main() -> None:
             highlight=False,
         )
         code = exc.exit_code
+    except ScdxError as exc:
+        # The one place scdx's errors become exit codes: one line, never a traceback.
+        err_console.print(f"scdx: {exc}", highlight=False, markup=False)
+        code = exc.exit_code
+    except OSError as exc:  # the machine said no (a full disk, a read-only directory)
+        err_console.print(f"scdx: {exc}", highlight=False, markup=False)
+        code = 1
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

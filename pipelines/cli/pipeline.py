@@ -27,6 +27,7 @@ from pipelines.cli.app import (
     print_query,
     setup_logging,
 )
+from pipelines.common.errors import ScdxError
 from pipelines.common.redact import redact_text
 from pipelines.common.settings import Settings, load_settings
 from pipelines.contracts import ContractError
@@ -102,11 +103,12 @@ def _recorded(run: RunRecord, steps: Callable[[], object]) -> RunRecord:
     """Run one dataset's steps; however they end, the run record says how.
 
     Each step records its own failure in the run history before raising, so an error here is
-    already recorded; it ends the dataset's run, never the command (the next dataset still runs).
+    already recorded: scdx's own errors and the machine's (a disk, a socket) end the dataset's run,
+    never the command (the next dataset still runs). Anything else is a bug and propagates.
     """
     try:
         steps()
-    except Exception as exc:  # the one place a dataset's error of any kind becomes its run's outcome
+    except (ScdxError, OSError) as exc:
         if run.status == "running":
             run.finish("failed", error=redact_text(str(exc)))
     return run

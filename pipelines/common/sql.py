@@ -14,11 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from pipelines.common.errors import ScdxError
+
 # A contract's dataset and field names: safe as SQL identifiers and as path segments alike.
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
-class UnsafeSqlText(ValueError):
+class UnsafeSqlText(ScdxError, ValueError):
     """A name or value that cannot be written into SQL safely (NUL, or an unchecked identifier)."""
 
 

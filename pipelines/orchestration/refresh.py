@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from pipelines.common.ahead import read_ahead
-from pipelines.common.errors import ScdxError
+from pipelines.common.errors import ScdxError, UsageError
 from pipelines.common.faults import crash_point
 from pipelines.common.redact import redact_text, resolve_api_key
 from pipelines.common.settings import Settings
@@ -51,7 +52,7 @@ log = logging.getLogger("scdx.refresh")
 FETCH_AHEAD = 1  # responses held in memory ahead of land (each at most HttpPolicy.spool_bytes)
 
 
-class TransportError(ValueError):
+class TransportError(UsageError, ValueError):
     """A source URL that would send data (and keys) in clear text to a non-loopback host."""
 
 
@@ -130,27 +131,33 @@ def _failure_recorded(
     settings: Settings,
     unless: type[Exception] | None = None,
 ) -> Iterator[None]:
-    """Record a step's failure in meta.runs (redacted), then let the error propagate.
+    """Record a step's failure in the run history (redacted), whatever it was, then let it go on.
 
     ``unless``: an error the caller handles (and records) itself. The step runs under the
-    dataset's guard (one writer of its run files at a time).
+    dataset's guard (one writer of its run files at a time). Nothing is caught here: the outcome
+    is recorded on the way out while the error propagates unchanged.
     """
+    completed = False
     try:
         with dataset_guard(contract, settings):
             yield
-    except (KeyboardInterrupt, RunInterrupted) as exc:
-        # SIGINT or SIGTERM: the run ends as interrupted, recorded before the process exits.
-        run.finish("interrupted", error=f"interrupted by {getattr(exc, 'signal_name', 'SIGINT')}")
-        _record_outcome(run, contract, registry, settings)
-        raise
-    except Exception as exc:
-        if unless is not None and isinstance(exc, unless):
-            raise
-        # An audit that refused the publish says so (blocked); anything else failed the run.
-        status = getattr(exc, "run_status", "failed")
-        run.finish(status, error=redact_text(f"{type(exc).__name__}: {exc}"))
-        _record_outcome(run, contract, registry, settings)
-        raise
+        completed = True
+    finally:
+        error = None if completed else sys.exc_info()[1]
+        if error is not None and not (unless is not None and isinstance(error, unless)):
+            _finish_failed(run, error)
+            _record_outcome(run, contract, registry, settings)
+
+
+def _finish_failed(run: RunRecord, error: BaseException) -> None:
+    """The terminal status a step's error gives its run: interrupted by a signal, blocked by the
+    publish audit, or failed."""
+    if isinstance(error, (KeyboardInterrupt, RunInterrupted)):
+        run.finish("interrupted", error=f"interrupted by {getattr(error, 'signal_name', 'SIGINT')}")
+    else:
+        run.finish(
+            getattr(error, "run_status", "failed"), error=redact_text(f"{type(error).__name__}: {error}")
+        )
 
 
 @contextmanager
@@ -162,7 +169,7 @@ def _interrupts_recorded(
         yield
     except (KeyboardInterrupt, RunInterrupted) as exc:
         if run.status == "running":
-            run.finish("interrupted", error=f"interrupted by {getattr(exc, 'signal_name', 'SIGINT')}")
+            _finish_failed(run, exc)
             _record_outcome(run, contract, registry, settings)
         raise
 
@@ -366,7 +373,7 @@ def step_normalize_stage(
     return staged
 
 
-class ShortBatch(RuntimeError):
+class ShortBatch(ScdxError, RuntimeError):
     """The responses hold fewer records than the agency says the request has, and the contract
     refuses such a batch (publish.short_batch: refuse)."""
 

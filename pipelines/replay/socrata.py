@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.common.errors import ScdxError
 from pipelines.replay.reply import Reply
 
 DEFAULT_LIMIT = 1000
@@ -39,7 +40,7 @@ _TOKEN = re.compile(
 _TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 
 
-class SoqlError(ValueError):
+class SoqlError(ScdxError, ValueError):
     """A query the replay cannot answer; becomes SODA's 400 error object."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from pipelines.common.errors import ScdxError
 from pipelines.contracts import Contract, Registry
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 # The errors and drift events a source raises while reading its agency's bytes (re-exported by
 # normalize); here, not in normalize, so fetching never loads Arrow.
-class NormalizeError(ValueError):
+class NormalizeError(ScdxError, ValueError):
     """Raw data that cannot be read as the agency's format; names dataset, file, row, field."""
 
     def __init__(

@@ -28,6 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from pipelines.common.errors import ScdxError
 from pipelines.common.redact import RedactingFilter, redact_text, redact_url
 from pipelines.common.settings import HttpPolicy
 
@@ -42,7 +43,7 @@ USER_AGENT = "scdx/0.1 (cross-agency supply-chain data exchange; +https://github
 DIAGNOSIS_BYTES = 64 * 1024
 
 
-class FetchError(RuntimeError):
+class FetchError(ScdxError, RuntimeError):
     """A request failed for good; the message names the dataset and the redacted URL.
 
     ``status`` and ``body`` (a bounded prefix) are kept for diagnosis when there was a response.

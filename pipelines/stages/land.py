@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipelines.common.errors import ScdxError
 from pipelines.common.faults import crash_point
 from pipelines.common.redact import redact_params, redact_text
 from pipelines.sources.http import FetchedPage, PageRequest
@@ -38,7 +39,7 @@ _EXTENSIONS = {
 }
 
 
-class LandError(RuntimeError):
+class LandError(ScdxError, RuntimeError):
     """Raw data could not be written, or a landed run is incomplete."""
 
 

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.common.errors import ScdxError
 from pipelines.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from pipelines.stages.validate import ValidationReport
 
 
-class QuarantinedError(RuntimeError):
+class QuarantinedError(ScdxError, RuntimeError):
     """A batch was refused (failed blocking checks or rejected drift); it is quarantined, not published."""
 
     def __init__(

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipelines.common.errors import UsageError
 from pipelines.common.sql import IDENTIFIER
 
 RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.+-]{0,127}$")
 
 
-class LayoutError(ValueError):
+class LayoutError(UsageError, ValueError):
     """A dataset name or run id that cannot safely become part of a path."""
 
 

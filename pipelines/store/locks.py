@@ -16,11 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from pipelines.common.errors import ScdxError
+
 _held: dict[Path, tuple[IO[str], int]] = {}
 _guard = threading.Lock()
 
 
-class LockError(RuntimeError):
+class LockError(ScdxError, RuntimeError):
     """The lock cannot be taken: its file cannot be created (e.g. the data directory is read-only)."""
 
 
