@@ -91,15 +91,23 @@ def build_ingest_dag(contract: Contract) -> Any:
         def extract_and_land() -> dict[str, Any]:
             from airflow.sdk.log import mask_secret
 
+            from pipelines.common.settings import load_settings
             from pipelines.orchestration import tasks
+            from pipelines.replay.endpoints import source_endpoints
 
             # Connection passwords are masked by Airflow already; a key from the environment too.
             if contract.source.auth and os.environ.get(contract.source.auth.env):
                 mask_secret(os.environ[contract.source.auth.env])
             start, end = _run_dates()
-            return tasks.extract_and_land(
-                dataset, interval_start=start, interval_end=end, connection_lookup=_connection_password
-            )
+            # The agency when live, else the recorded responses served here for the task.
+            with source_endpoints(load_settings()) as endpoint:
+                return tasks.extract_and_land(
+                    dataset,
+                    endpoint(contract),
+                    interval_start=start,
+                    interval_end=end,
+                    connection_lookup=_connection_password,
+                )
 
         @task
         def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:

@@ -446,7 +446,7 @@ def retry_cases(cat: Catalogue) -> Iterator[Outcome]:
             _env(SCDX_REPLAY_URL=server.url, SCDX_DATA_DIR=str(layout.root)),
         ):
             # Data interval 2025-12-15 .. 2026-03-15: with the two-month lookback, the catalogue's window.
-            state = tasks.extract_and_land(DATASET, date(2025, 12, 15), date(2026, 3, 15))
+            state = tasks.extract_and_land(DATASET, server.url, date(2025, 12, 15), date(2026, 3, 15))
             if task == "publish":
                 state = tasks.validate(tasks.normalize_and_stage(state))
             env = {**os.environ, FAULT_ENV: point}

@@ -17,13 +17,12 @@ from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
 from pipelines.orchestration.refresh import (
     QuarantinedError,
-    TransportError,
-    check_transport,
     refresh_dataset,
     start_run,
     step_extract_land,
 )
 from pipelines.replay.server import ReplayServer
+from pipelines.sources.transport import TransportError, check_transport
 from pipelines.sources.window import Window
 from pipelines.stages.publish import open_public, open_store
 from pipelines.store.layout import Layout

@@ -121,7 +121,9 @@ def _refresh(
     force: bool = False,
     allow_shrink: bool = False,
 ) -> list[RunRecord]:
-    from pipelines.orchestration.refresh import TransportError, refresh_dataset, source_endpoints, start_run
+    from pipelines.orchestration.refresh import refresh_dataset, start_run
+    from pipelines.replay.endpoints import source_endpoints
+    from pipelines.sources.transport import TransportError
 
     registry = cli_registry(settings)
     names = datasets or sorted(registry.contracts)

@@ -15,7 +15,6 @@ from pipelines.common.settings import Settings, load_settings
 from pipelines.contracts import Contract, Registry, load_registry
 from pipelines.orchestration.dag_support import PUBLISH_POOL
 from pipelines.orchestration.refresh import (
-    source_endpoints,
     start_run,
     step_extract_land,
     step_normalize_stage,
@@ -38,11 +37,14 @@ def _load(dataset: str) -> tuple[Settings, Registry, Contract]:
 
 def extract_and_land(
     dataset: str,
+    base_url: str,
     interval_start: date | None = None,
     interval_end: date | None = None,
     connection_lookup: Callable[[str], str | None] | None = None,
 ) -> dict[str, Any]:
-    """Start a run, fetch the months its data interval covers (plus lookback), land every response."""
+    """Start a run, fetch the months its data interval covers (plus lookback) from ``base_url``
+    (the agency, or a replay server: the caller chooses, pipelines.replay.endpoints), land every
+    response."""
     settings, registry, contract = _load(dataset)
     run = start_run(contract)
     begin_run(run, contract, registry, Layout(settings.data_dir), owned_by_process=False)
@@ -51,16 +53,9 @@ def extract_and_land(
         cursor = contract.source.incremental
         last = last_published(Layout(settings.data_dir), contract, cursor.field) if cursor else None
         window = interval_window(contract, last, interval_start or interval_end, interval_end)
-    with source_endpoints(settings) as endpoint:
-        step_extract_land(
-            run,
-            contract,
-            registry,
-            settings,
-            endpoint(contract),
-            window=window,
-            connection_lookup=connection_lookup,
-        )
+    step_extract_land(
+        run, contract, registry, settings, base_url, window=window, connection_lookup=connection_lookup
+    )
     return run.to_dict()
 
 
