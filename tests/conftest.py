@@ -31,7 +31,7 @@ os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
 def catalog_runs(layout: Layout, dataset: str | None = None) -> list[dict[str, Any]]:
     """The run history of a data directory (the operational catalog), oldest first."""
-    from pipelines.stages.publish import catalog_of
+    from pipelines.store.tiers import catalog_of
 
     return sorted(catalog_of(layout).runs(dataset), key=lambda r: r["started_at"])
 

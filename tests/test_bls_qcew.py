@@ -28,8 +28,8 @@ from pipelines.sources.http import FetchedPage, FetchError, PageRequest, fetch, 
 from pipelines.sources.paging import PageContext, per_quarter, static_params
 from pipelines.sources.window import Window
 from pipelines.stages.normalize import NormalizeError, NormalizeStats, build_page
-from pipelines.stages.publish import open_public
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import RECORDINGS, catalog_runs
 from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture

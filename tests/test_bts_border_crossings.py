@@ -19,14 +19,16 @@ import requests
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.orchestration.refresh import QuarantinedError, ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.sources import RawPage
 from pipelines.sources.bts_socrata import month_of, parse_page
 from pipelines.sources.window import Window
 from pipelines.stages.normalize import NormalizeError, NormalizeStats, build_page
-from pipelines.stages.publish import open_public
+from pipelines.stages.quarantine import QuarantinedError
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import AS_OF, RECORDINGS, catalog_runs
 from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture

@@ -10,8 +10,8 @@ from pipelines.contracts import Registry
 from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.sources.window import Window
-from pipelines.stages.publish import open_public
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import RECORDINGS
 

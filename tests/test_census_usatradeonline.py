@@ -13,11 +13,12 @@ import pytest
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
 from pipelines.marts import publish_marts
-from pipelines.orchestration.refresh import ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
 from pipelines.replay.server import ReplayServer
-from pipelines.stages.publish import open_public
 from pipelines.store.layout import Layout
 from pipelines.store.runs import RunRecord
+from pipelines.store.tiers import open_public
 
 from .conftest import AS_OF, RECORDINGS
 

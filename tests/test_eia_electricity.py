@@ -17,7 +17,9 @@ import pytest
 from pipelines.common.redact import resolve_api_key
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.orchestration.refresh import ShortBatch, ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
+from pipelines.orchestration.steps import ShortBatch
 from pipelines.replay.eia import render
 from pipelines.replay.server import Fault, ReplayServer
 from pipelines.sources import RawPage
@@ -26,8 +28,8 @@ from pipelines.sources.http import FetchedPage, FetchError, PageRequest
 from pipelines.sources.paging import PageContext
 from pipelines.sources.window import Window
 from pipelines.stages.normalize import NormalizeError, NormalizeStats, build_page
-from pipelines.stages.publish import open_public
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import RECORDINGS, TEST_API_KEY, catalog_runs
 from .test_airflow import _last_json, airflow_env, run_dag_test  # noqa: F401 - fixture

@@ -30,9 +30,9 @@ from pipelines.replay.server import Fault, ReplayServer
 from pipelines.sources import RawPage
 from pipelines.sources.faf5 import parse_batches
 from pipelines.stages.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
-from pipelines.stages.publish import open_public
 from pipelines.stages.quarantine import QuarantinedError
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import RECORDINGS, SCHEMAS
 from .test_airflow import DAGS, _last_json, _python, airflow_env, run_dag_test  # noqa: F401 - fixture reused

@@ -10,9 +10,10 @@ import pytest
 
 from pipelines.contracts import Registry, duckdb_ddl
 from pipelines.marts import MartError, build_order, datasets_read, load_marts, parse_mart, publish_marts
-from pipelines.stages.publish import open_public, open_store, refresh_reference_tables, table_schema
+from pipelines.stages.publish import refresh_reference_tables, table_schema
 from pipelines.store import Draft
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public, open_store
 
 Rows = list[tuple[object, ...]] | list[dict[str, object]]
 

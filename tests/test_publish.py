@@ -19,14 +19,17 @@ from pipelines.common.faults import FAULT_ENV
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
 from pipelines.marts import load_marts
-from pipelines.orchestration.refresh import QuarantinedError, refresh_dataset, start_run
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import Fault, ReplayServer
 from pipelines.sources.http import FetchError
 from pipelines.sources.window import Window
-from pipelines.stages.publish import PublishError, open_public, open_store
+from pipelines.stages.publish import PublishError
+from pipelines.stages.quarantine import QuarantinedError
 from pipelines.store import DamagedRelease, StoreError
 from pipelines.store.layout import Layout
 from pipelines.store.locks import file_lock
+from pipelines.store.tiers import open_public, open_store
 
 from .conftest import catalog_runs
 from .store_helpers import checksums

@@ -15,17 +15,15 @@ import pytest
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.orchestration.refresh import (
-    QuarantinedError,
-    refresh_dataset,
-    start_run,
-    step_extract_land,
-)
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.refresh import refresh_dataset
+from pipelines.orchestration.steps import step_extract_land
 from pipelines.replay.server import ReplayServer
 from pipelines.sources.transport import TransportError, check_transport
 from pipelines.sources.window import Window
-from pipelines.stages.publish import open_public, open_store
+from pipelines.stages.quarantine import QuarantinedError
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public, open_store
 
 from .conftest import AS_OF, CENSUS_MONTHS, TEST_API_KEY, catalog_runs
 

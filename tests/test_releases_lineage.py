@@ -17,18 +17,14 @@ import yaml
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry, load_registry
+from pipelines.marts.lineage import table_lineage
 from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.sources.window import Window
-from pipelines.stages.publish import (
-    PublishError,
-    list_publishes,
-    open_current,
-    open_public,
-    rollback,
-    table_lineage,
-)
+from pipelines.store import StoreError
+from pipelines.store.history import list_publishes, rollback
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_current, open_public
 
 from .conftest import SCHEMAS, TEST_API_KEY
 
@@ -76,7 +72,7 @@ def test_rolling_back_to_a_release_no_longer_kept_fails_and_changes_nothing(
         refresh_dataset(census, registry, keep_two, replay.url, window=window)
     rollback(layout, to_version=1, keep_versions=2)  # release 3
     before = _count(layout)
-    with pytest.raises(PublishError, match=r"release 1 of the public tier is no longer kept \(kept: 2, 3\)"):
+    with pytest.raises(StoreError, match=r"release 1 of the public tier is no longer kept \(kept: 2, 3\)"):
         rollback(layout, to_version=1, keep_versions=2)
     assert os.readlink(layout.public_db).endswith("scdx-v000003.duckdb") and _count(layout) == before
 

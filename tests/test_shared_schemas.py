@@ -11,13 +11,14 @@ import pytest
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, ContractError, Registry, load_registry, parse_contract
-from pipelines.orchestration.refresh import QuarantinedError, refresh_dataset
+from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.sources import RawPage, SourceRows
 from pipelines.sources.window import Window
 from pipelines.stages.normalize import DriftRejected, NormalizeStats, build_page
-from pipelines.stages.publish import open_public
+from pipelines.stages.quarantine import QuarantinedError
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import SCHEMAS, catalog_runs
 
@@ -40,8 +41,8 @@ def _edit_month(
 
 def _drift(layout: Layout) -> list[tuple[object, ...]]:
     """Every drift event of every run, from the run history (a quarantined run makes no release)."""
-    from pipelines.stages.publish import catalog_of
     from pipelines.store.catalog import drift
+    from pipelines.store.tiers import catalog_of
 
     return sorted((r["field"], r["kind"], r["action"]) for r in catalog_of(layout).rows_of(drift))
 

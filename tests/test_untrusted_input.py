@@ -15,12 +15,13 @@ import pytest
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.orchestration.refresh import ingest_file, refresh_dataset, start_run
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
 from pipelines.replay.server import Fault, ReplayServer
 from pipelines.sources.window import Window, parse_month
-from pipelines.stages.publish import open_public
 from pipelines.store.layout import Layout
 from pipelines.store.runs import RunRecord
+from pipelines.store.tiers import open_public
 
 from .conftest import CENSUS_MONTHS
 

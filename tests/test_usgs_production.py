@@ -26,8 +26,8 @@ from pipelines.sources.paging import PageContext
 from pipelines.sources.usgs_mcs import EXPECT, parse_batches
 from pipelines.sources.window import Window
 from pipelines.stages.normalize import DriftRejected, NormalizeError, NormalizeStats, build_page
-from pipelines.stages.publish import open_public
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import AS_OF, RECORDINGS, catalog_runs
 

@@ -15,11 +15,12 @@ import pytest
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.orchestration.refresh import QuarantinedError, ingest_file, refresh_dataset
+from pipelines.orchestration.refresh import ingest_file, refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.stages.normalize import DriftRejected, NormalizeStats
-from pipelines.stages.publish import open_public
+from pipelines.stages.quarantine import QuarantinedError
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
 
 from .conftest import AS_OF, RECORDINGS, catalog_runs
 from .test_airflow import DAGS, _last_json, _python, airflow_env  # noqa: F401 (airflow_env is a fixture)

@@ -100,8 +100,8 @@ def tier_name(restricted: bool) -> str:
 
 
 def print_query(settings: Settings, sql: str) -> None:
-    from pipelines.stages.publish import open_public
     from pipelines.store.layout import Layout
+    from pipelines.store.tiers import open_public
 
     with open_public(Layout(settings.data_dir)) as con:
         cursor = con.execute(sql)

@@ -146,8 +146,8 @@ def runs(
     data_dir: DataDirOption = None,
 ) -> None:
     """The run history (from the operational catalog): every run, whether it published or not."""
-    from pipelines.stages.publish import catalog_of
     from pipelines.store.layout import Layout
+    from pipelines.store.tiers import catalog_of
 
     settings = cli_settings(data_dir, live=False, replay_url=None)
     for row in catalog_of(Layout(settings.data_dir)).runs(dataset, status)[:limit]:
@@ -168,7 +168,7 @@ def lineage(
     restricted: RestrictedOption = False,
 ) -> None:
     """The chain from a table back to the agency URLs (without secrets) and raw checksums."""
-    from pipelines.stages.publish import table_lineage
+    from pipelines.marts.lineage import table_lineage
     from pipelines.store.layout import Layout
 
     settings = cli_settings(data_dir, live=False, replay_url=None)

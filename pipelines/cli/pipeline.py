@@ -121,7 +121,8 @@ def _refresh(
     force: bool = False,
     allow_shrink: bool = False,
 ) -> list[RunRecord]:
-    from pipelines.orchestration.refresh import refresh_dataset, start_run
+    from pipelines.orchestration.guards import start_run
+    from pipelines.orchestration.refresh import refresh_dataset
     from pipelines.replay.endpoints import source_endpoints
     from pipelines.sources.transport import TransportError
 
@@ -221,7 +222,8 @@ def ingest_file_command(
     The file must be what the dataset's source reads (CSV, JSON ...), or it is refused before
     anything lands. It is merged by primary key: rows it does not hold stay published."""
     from pipelines.contracts import ContractError
-    from pipelines.orchestration.refresh import ingest_file, start_run
+    from pipelines.orchestration.guards import start_run
+    from pipelines.orchestration.refresh import ingest_file
 
     setup_logging(verbose)
     settings = cli_settings(data_dir, live=False, replay_url=None)
@@ -247,8 +249,8 @@ def ingest_file_command(
 def _print_marts(settings: Settings, runs: list[RunRecord]) -> None:
     """The marts of the current public release (each publish rebuilt those reading its table), and
     any mart a run's publish had to leave out."""
-    from pipelines.stages.publish import open_store
     from pipelines.store.layout import Layout
+    from pipelines.store.tiers import open_store
 
     store = open_store(Layout(settings.data_dir), "public", settings.keep_versions)
     current = store.current()
@@ -328,7 +330,8 @@ HAND_DOWNLOADS = (("census_trade_imports", "census_intltrade/usatradeonline"),)
 
 def _ingest_hand_downloads(settings: Settings) -> list[RunRecord]:
     """``scdx ingest-file`` of every bundled hand download, as the demo's analyst would."""
-    from pipelines.orchestration.refresh import ingest_file, start_run
+    from pipelines.orchestration.guards import start_run
+    from pipelines.orchestration.refresh import ingest_file
 
     registry = cli_registry(settings)
     runs = []

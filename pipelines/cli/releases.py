@@ -26,7 +26,7 @@ app.add_typer(publish_app, name="publish")
 @publish_app.command("list")
 def publish_list(data_dir: DataDirOption = None, restricted: RestrictedOption = False) -> None:
     """One line per release, newest first: number, time, what changed, runs, whether still kept."""
-    from pipelines.stages.publish import list_publishes
+    from pipelines.store.history import list_publishes
     from pipelines.store.layout import Layout
 
     settings = cli_settings(data_dir, live=False, replay_url=None)
@@ -62,7 +62,7 @@ def publish_rollback(
 ) -> None:
     """Restore a kept release's tables and marts as a new release (history only grows); works from
     the catalog alone, even when the current release's file is damaged or gone."""
-    from pipelines.stages.publish import rollback
+    from pipelines.store.history import rollback
     from pipelines.store.layout import Layout
 
     settings = cli_settings(data_dir, live=False, replay_url=None)
@@ -79,8 +79,8 @@ def publish_rollback(
 @publish_app.command("verify")
 def publish_verify(data_dir: DataDirOption = None, restricted: RestrictedOption = False) -> None:
     """Check every kept release's files against the checksums recorded when they were written."""
-    from pipelines.stages.publish import open_store
     from pipelines.store.layout import Layout
+    from pipelines.store.tiers import open_store
 
     settings = cli_settings(data_dir, live=False, replay_url=None)
     store = open_store(Layout(settings.data_dir), tier_name(restricted), settings.keep_versions)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.common.errors import ScdxError
 from pipelines.common.sql import IDENTIFIER, quote_identifier, quote_literal
-from pipelines.store import Column, Draft, TableSchema
+from pipelines.store import Column, Draft, StoreError, TableSchema
 from pipelines.store.layout import Layout
 
 if TYPE_CHECKING:
@@ -231,8 +231,7 @@ def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart]
 def publish_marts(layout: Layout, keep_versions: int = 10, marts: list[Mart] | None = None) -> MartsBuild:
     """Rebuild the marts that are missing or out of date with the published tables, as one release
     (none when every mart is current)."""
-    from pipelines.stages.publish import PublishError, open_store
-    from pipelines.store import StoreError
+    from pipelines.store.tiers import open_store
 
     store = open_store(layout, "public", keep_versions)
     outcome: list[MartsBuild] = []
@@ -242,7 +241,7 @@ def publish_marts(layout: Layout, keep_versions: int = 10, marts: list[Mart] | N
 
     try:
         release = store.publish(change, "marts")
-    except (StoreError, PublishError) as exc:
+    except StoreError as exc:
         raise MartError(str(exc)) from None
     if not outcome:  # nothing published yet: nothing to build from
         return MartsBuild(None, {}, {m.name: "nothing published yet" for m in marts or load_marts()})

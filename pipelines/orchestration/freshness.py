@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from pipelines.contracts import Contract
-from pipelines.stages.publish import catalog_of, last_published
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import catalog_of, last_published
 
 
 @dataclass(frozen=True)

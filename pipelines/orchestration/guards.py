@@ -19,9 +19,7 @@ from pipelines.common.errors import ScdxError
 from pipelines.common.redact import redact_text
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.stages.publish import (
-    record_run,
-)
+from pipelines.store.history import record_run
 from pipelines.store.layout import Layout, new_run_id
 from pipelines.store.locks import file_lock
 from pipelines.store.runs import RunInterrupted, RunRecord

@@ -9,30 +9,21 @@ from __future__ import annotations
 import logging
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
-from pipelines.sources.window import Window
-from pipelines.stages.publish import (
-    begin_run,
-)
-from pipelines.stages.quarantine import QuarantinedError
-from pipelines.store.layout import Layout
-from pipelines.store.runs import NOTHING_TO_PUBLISH, RunRecord
-
-if TYPE_CHECKING:
-    pass
-
 from pipelines.orchestration.guards import dataset_guard, interrupts_recorded, start_run
 from pipelines.orchestration.steps import (
-    ShortBatch,
     step_extract_land,
     step_land_file,
     step_normalize_stage,
     step_publish,
     step_validate,
 )
+from pipelines.sources.window import Window
+from pipelines.store.history import begin_run
+from pipelines.store.layout import Layout
+from pipelines.store.runs import NOTHING_TO_PUBLISH, RunRecord
 
 log = logging.getLogger("scdx.refresh")
 
@@ -96,15 +87,4 @@ def ingest_file(
     return run
 
 
-__all__ = [
-    "QuarantinedError",
-    "ShortBatch",
-    "ingest_file",
-    "refresh_dataset",
-    "start_run",
-    "step_extract_land",
-    "step_land_file",
-    "step_normalize_stage",
-    "step_publish",
-    "step_validate",
-]
+__all__ = ["ingest_file", "refresh_dataset"]

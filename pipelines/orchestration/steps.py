@@ -23,17 +23,13 @@ from pipelines.sources.formats import refusal, sniff
 from pipelines.sources.window import Window, incremental_window
 from pipelines.stages.extract import extract
 from pipelines.stages.land import FailedAttempts, LandedBatch, LandError, land, land_file, open_landed
-from pipelines.stages.publish import (
-    PublishResult,
-    last_published,
-    latest_published_run,
-    publish,
-    record_run,
-)
+from pipelines.stages.publish import PublishResult, publish
 from pipelines.stages.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
 from pipelines.stages.stage import StagedBatch
+from pipelines.store.history import latest_published_run, record_run
 from pipelines.store.layout import Layout
 from pipelines.store.runs import RunRecord
+from pipelines.store.tiers import last_published
 
 if TYPE_CHECKING:
     from pipelines.stages.normalize import NormalizeStats

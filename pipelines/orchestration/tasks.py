@@ -14,8 +14,8 @@ from typing import Any
 from pipelines.common.settings import Settings, load_settings
 from pipelines.contracts import Contract, Registry, load_registry
 from pipelines.orchestration.dag_support import PUBLISH_POOL
-from pipelines.orchestration.refresh import (
-    start_run,
+from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.steps import (
     step_extract_land,
     step_normalize_stage,
     step_publish,
@@ -23,10 +23,11 @@ from pipelines.orchestration.refresh import (
 )
 from pipelines.sources.window import interval_window
 from pipelines.stages.land import open_landed
-from pipelines.stages.publish import begin_run, last_published
 from pipelines.stages.stage import open_staged
+from pipelines.store.history import begin_run
 from pipelines.store.layout import Layout
 from pipelines.store.runs import NOTHING_TO_PUBLISH, RunRecord
+from pipelines.store.tiers import last_published
 
 
 def _load(dataset: str) -> tuple[Settings, Registry, Contract]:

@@ -16,15 +16,10 @@ contract's ``max_shrink_pct`` is blocked unless the run allows it.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import socket
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +31,12 @@ from pipelines.contracts import DUCKDB_TYPES, Contract, Registry, column_comment
 from pipelines.contracts.codelists import ref_table_statements
 from pipelines.stages.land import open_landed
 from pipelines.stages.stage import StagedBatch
-from pipelines.store import Column, Draft, Release, StoreError, TableSchema
-from pipelines.store.catalog import Catalog, dumps, open_catalog
+from pipelines.store import Column, Draft, StoreError, TableSchema
+from pipelines.store.history import record_contract, record_run, run_details, run_values
 from pipelines.store.layout import Layout
-from pipelines.store.local import LocalStore, drop_relation
+from pipelines.store.local import drop_relation
 from pipelines.store.runs import RunRecord
+from pipelines.store.tiers import open_store, tier_of
 
 log = logging.getLogger("scdx.publish")
 
@@ -60,97 +56,6 @@ class PublishBlocked(PublishError):
 class PublishResult:
     version: int
     rows_published: int
-
-
-def tier_of(contract: Contract) -> str:
-    """The access tier a dataset publishes to: its classification."""
-    return contract.classification
-
-
-def catalog_of(layout: Layout) -> Catalog:
-    """The operational catalog of a data directory (SCDX_CATALOG_URL, else its SQLite file)."""
-    return open_catalog(layout.root)
-
-
-def open_store(layout: Layout, tier: str = "public", keep_versions: int = 10) -> LocalStore:
-    """The release store of a tier under the data directory."""
-    return LocalStore(layout.root, layout.store(tier), catalog_of(layout), keep_versions)
-
-
-# --- the run history -------------------------------------------------------------------------------
-
-
-def run_values(run: RunRecord, tier: str) -> dict[str, Any]:
-    """A run record as a row of the catalog's runs."""
-    values: dict[str, Any] = {name: getattr(run, name) for name in RunRecord.columns()}
-    values["raw_sha256"] = json.dumps(list(run.raw_sha256))
-    values["warnings"] = json.dumps(list(run.warnings))
-    values["tier"] = tier
-    values["pid"] = os.getpid()
-    values["host"] = socket.gethostname()
-    return values
-
-
-def run_details(run: RunRecord) -> dict[str, list[dict[str, Any]]]:
-    """A run's drift and unit conversions, as the catalog keeps them."""
-    now = datetime.now(UTC)
-    return {
-        "drift": [{**event, "detected_at": now} for event in run.drift],
-        "unit_conversions": [dict(c) for c in run.unit_conversions],
-    }
-
-
-def record_contract(catalog: Catalog, contract: Contract, registry: Registry) -> None:
-    catalog.record_contract(
-        {
-            "dataset": contract.dataset,
-            "version": contract.version,
-            "sha256": registry.contract_sha256(contract.dataset),
-            "title": contract.title,
-            "agency": contract.provider.agency,
-            "steward": contract.provider.steward,
-            "classification": contract.classification,
-            "recorded_at": datetime.now(UTC),
-        }
-    )
-
-
-def record_run(run: RunRecord, contract: Contract, registry: Registry, layout: Layout) -> None:
-    """Record a run (at its start, and whenever it ends without a release) in the catalog only:
-    a run that publishes nothing makes no release."""
-    catalog = catalog_of(layout)
-    record_contract(catalog, contract, registry)
-    catalog.record_run(run_values(run, tier_of(contract)), run_details(run))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
-
-
-def begin_run(
-    run: RunRecord, contract: Contract, registry: Registry, layout: Layout, owned_by_process: bool = True
-) -> None:
-    """Record a run as ``running`` when it starts; runs on this host whose process is gone (killed)
-    become ``abandoned`` first, so every run ends in a terminal status.
-
-    ``owned_by_process=False``: the run spans several processes (Airflow's tasks, each its own),
-    so no process's end says it was abandoned: Airflow's retries and its failure handling end it.
-    """
-    catalog = catalog_of(layout)
-    for run_id in catalog.abandon_dead_runs(_alive):
-        log.warning("run %s was killed before it could record its outcome: marked abandoned", run_id)
-    open_store(layout, tier_of(contract)).heal()
-    record_contract(catalog, contract, registry)
-    values = run_values(run, tier_of(contract))
-    if not owned_by_process:
-        values.update(pid=None, host="airflow")
-    catalog.record_run(values, run_details(run))
 
 
 def _file_records(run: RunRecord, staged: StagedBatch, layout: Layout) -> list[dict[str, Any]]:
@@ -329,6 +234,75 @@ def _audit_shrink(contract: Contract, table: str, before: int, after: int, allow
         )
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What one publish applies to the draft: the staged batch as its contract and run describe it."""
+
+    staged: StagedBatch
+    contract: Contract
+    registry: Registry
+    run: RunRecord
+    allow_shrink: bool
+
+    @property
+    def name(self) -> str:
+        return f"curated.{self.contract.dataset}"
+
+    @property
+    def table(self) -> str:
+        return f"curated.{quote_identifier(self.contract.dataset)}"
+
+    @property
+    def files(self) -> str:
+        return literal_list(str(p) for p in self.staged.files)
+
+
+def _replace_rows(draft: Draft, batch: _Batch) -> tuple[int, int]:
+    """The batch's rows into its table (replacing its partitions, merged or refused when partial);
+    returns the table's rows before and after."""
+    contract, run = batch.contract, batch.run
+    current = draft.tables().get(batch.name)
+    before = current.rows if current is not None else 0
+    merge = run.coverage == "partial" and contract.publish.partial == "merge" and current is not None
+    if run.coverage == "partial" and not merge and current is not None:
+        _refuse_uncovered(draft.connection(), contract, batch.table, batch.files, run.coverage_note)
+    if merge:
+        merged, earlier = _merged(draft, contract, batch.table, batch.files, _uncarried_fields(run))
+        sources, carried_runs = [merged], earlier
+    else:
+        sources, carried_runs = list(batch.staged.files), {}
+    schema = table_schema(contract, batch.registry)
+    if contract.publish.mode == "replace_partitions":
+        partition_by = contract.publish.partition_by
+        draft.replace_partitions(
+            batch.name, sources, schema, partition_by, run.run_id, also_from=carried_runs
+        )
+    else:
+        draft.replace_table(batch.name, sources, schema, run.run_id, also_from=carried_runs)
+    return before, draft.tables()[batch.name].rows
+
+
+def _apply(draft: Draft, batch: _Batch, file_records: list[dict[str, Any]]) -> None:
+    """The change a publish makes to the draft: reference lists, the table (audited), its marts,
+    and the run's record with its lineage."""
+    from pipelines.marts import build_marts
+
+    contract, run = batch.contract, batch.run
+    refresh_reference_tables(draft, batch.registry)
+    before, after = _replace_rows(draft, batch)
+    run.table_rows_before, run.table_rows_after = before, after
+    _audit_shrink(contract, batch.table, before, after, batch.allow_shrink)
+    if tier_of(contract) == "public":
+        marts = build_marts(draft, changed={batch.name})
+        run.warnings.extend(
+            f"marts.{mart} left out of the release: {reason}" for mart, reason in marts.failed.items()
+        )
+    run.rows_published = batch.staged.rows
+    run.publish_version = draft.number
+    run.finish("published")
+    draft.record_run(run_values(run, tier_of(contract)), {**run_details(run), "files": file_records})
+
+
 def publish(
     staged: StagedBatch,
     contract: Contract,
@@ -344,213 +318,23 @@ def publish(
     is merged by primary key or refused, as the contract's ``publish.partial`` says. A change that
     removes more than ``publish.max_shrink_pct`` of the rows is blocked unless ``allow_shrink``.
     """
-    from pipelines.marts import build_marts
-
-    name = f"curated.{contract.dataset}"
-    table = f"curated.{quote_identifier(contract.dataset)}"
-    files = literal_list(str(p) for p in staged.files)
-    schema = table_schema(contract, registry)
-    partition_by = contract.publish.partition_by if contract.publish.mode == "replace_partitions" else []
     store = open_store(layout, tier_of(contract), keep_versions)
     record_contract(store.catalog, contract, registry)
+    batch = _Batch(staged, contract, registry, run, allow_shrink)
     file_records = _file_records(run, staged, layout)
-
-    def change(draft: Draft) -> None:
-        refresh_reference_tables(draft, registry)
-        current = draft.tables().get(name)
-        before = current.rows if current is not None else 0
-        merge = run.coverage == "partial" and contract.publish.partial == "merge" and current is not None
-        if run.coverage == "partial" and not merge and current is not None:
-            _refuse_uncovered(draft.connection(), contract, table, files, run.coverage_note)
-        if merge:
-            merged, earlier = _merged(draft, contract, table, files, _uncarried_fields(run))
-            sources, carried_runs = [merged], earlier
-        else:
-            sources, carried_runs = list(staged.files), {}
-        if partition_by:
-            draft.replace_partitions(name, sources, schema, partition_by, run.run_id, also_from=carried_runs)
-        else:
-            draft.replace_table(name, sources, schema, run.run_id, also_from=carried_runs)
-        after = draft.tables()[name].rows
-        run.table_rows_before, run.table_rows_after = before, after
-        _audit_shrink(contract, table, before, after, allow_shrink)
-        if tier_of(contract) == "public":
-            marts = build_marts(draft, changed={name})
-            run.warnings.extend(
-                f"marts.{mart} left out of the release: {reason}" for mart, reason in marts.failed.items()
-            )
-        run.rows_published = staged.rows
-        run.publish_version = draft.number
-        run.finish("published")
-        draft.record_run(run_values(run, tier_of(contract)), {**run_details(run), "files": file_records})
-
     try:
-        release = store.publish(change, "data", run_ids=[run.run_id])
-    except StoreError as exc:
-        raise PublishError(str(exc)) from None
-    if release is None:
-        # Every partition it holds already holds exactly these rows: nothing changes, no release.
-        current = store.current()
-        run.rows_published = 0
-        run.publish_version = current.number if current else None
-        run.finish("unchanged")
-        record_run(run, contract, registry, layout)
-        log.info(
-            "%s run %s: the batch's rows are the published ones; no release", contract.dataset, run.run_id
+        release = store.publish(
+            lambda draft: _apply(draft, batch, file_records), "data", run_ids=[run.run_id]
         )
-        return PublishResult(version=run.publish_version or 0, rows_published=0)
-    return PublishResult(version=release.number, rows_published=staged.rows)
-
-
-# --- reading what is published ---------------------------------------------------------------------
-
-
-def rollback(
-    layout: Layout, to_version: int | None = None, tier: str = "public", keep_versions: int = 10
-) -> tuple[int, int]:
-    """A new release restoring release ``to_version``'s tables (default: the one before the current);
-    returns (new release, restored release). Works from the catalog alone: the current release's
-    file may be damaged or gone."""
-    try:
-        release = open_store(layout, tier, keep_versions).rollback(to_version)
     except StoreError as exc:
         raise PublishError(str(exc)) from None
-    log.info("%s tier: release %d restores release %s", tier, release.number, release.restored)
-    return release.number, int(release.restored or 0)
-
-
-def list_publishes(layout: Layout, tier: str = "public") -> list[Release]:
-    """Every release of the tier, newest first."""
-    return list(reversed(open_store(layout, tier).releases()))
-
-
-def table_lineage(layout: Layout, table: str, tier: str = "public") -> list[dict[str, Any]]:
-    """The runs and files the current release of ``table`` (``curated.x``, ``marts.y`` or ``x``)
-    came from; for a mart, those of the curated tables it was built from."""
-    from pipelines.marts import load_marts
-
-    name = table if "." in table else f"curated.{table}"
-    sources = [name]
-    if name.startswith("marts."):
-        by_name = {m.name: m for m in load_marts()}
-        pending, sources = [name.removeprefix("marts.")], []
-        while pending:
-            mart = by_name.get(pending.pop())
-            if mart is None:
-                continue
-            sources += [f"curated.{d}" for d in mart.datasets]
-            pending += list(mart.marts)
-    with open_current(layout, tier) as con:
-        rows = con.execute(
-            "SELECT l.version, l.table_name, l.run_id, l.kind, l.path, l.sha256, l.url, l.fetched_at, "
-            "r.started_at, r.status FROM meta.lineage l LEFT JOIN meta.runs r USING (run_id) "
-            "WHERE l.table_name IN (SELECT unnest(?::VARCHAR[])) ORDER BY l.table_name, l.run_id, l.kind DESC, l.path",
-            [sorted(set(sources))],
-        ).fetchall()
-    columns = [
-        "version",
-        "table_name",
-        "run_id",
-        "kind",
-        "path",
-        "sha256",
-        "url",
-        "fetched_at",
-        "run_started_at",
-        "run_status",
-    ]
-    return [dict(zip(columns, row, strict=True)) for row in rows]
-
-
-@contextmanager
-def open_current(layout: Layout, tier: str = "public") -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the tier's current release (what an analyst gets)."""
-    link = layout.store(tier).link
-    if not link.exists():
-        raise PublishError(f"nothing published yet in the {tier} tier ({link})")
-    con = duckdb.connect(str(link), read_only=True)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
-def open_public(layout: Layout) -> Any:
-    """A read-only connection to the current public release (a context manager)."""
-    return open_current(layout, "public")
-
-
-@dataclass(frozen=True)
-class PublishedRun:
-    """The dataset's latest published run: what it fetched and under which contract."""
-
-    run_id: str
-    window_start: date | None
-    window_end: date | None
-    raw_sha256: tuple[str, ...]
-    contract_version: str
-    contract_sha256: str | None
-    publish_version: int
-    rolled_back_since: bool
-
-
-def latest_published_run(layout: Layout, contract: Contract) -> PublishedRun | None:
-    """The dataset's most recent published run (None before the first publish), from the catalog."""
-    catalog = catalog_of(layout)
-    published = [r for r in catalog.runs(contract.dataset, "published") if r["publish_version"] is not None]
-    if not published:
-        return None
-    row = max(published, key=lambda r: (r["publish_version"], r["started_at"]))
-    sha = catalog.contract_sha256(contract.dataset, row["contract_version"])
-    rolled_back = any(
-        r["kind"] == "rollback" and r["number"] > row["publish_version"]
-        for r in catalog.releases(tier_of(contract))
-    )
-    return PublishedRun(
-        run_id=row["run_id"],
-        window_start=row["window_start"],
-        window_end=row["window_end"],
-        raw_sha256=tuple(json.loads(row["raw_sha256"] or "[]")),
-        contract_version=row["contract_version"],
-        contract_sha256=sha,
-        publish_version=int(row["publish_version"]),
-        rolled_back_since=rolled_back,
-    )
-
-
-def last_published(layout: Layout, contract: Contract, field_name: str) -> date | None:
-    """The greatest value of ``field_name`` in the dataset's current curated table, or None."""
-    link = layout.store(tier_of(contract)).link
-    if not link.exists():
-        return None
-    with open_current(layout, tier_of(contract)) as con:
-        exists = con.execute(
-            "SELECT 1 FROM duckdb_views() WHERE schema_name = 'curated' AND view_name = ?", [contract.dataset]
-        ).fetchone()
-        if not exists:
-            return None
-        row = con.execute(
-            f"SELECT max({quote_identifier(field_name)}) FROM curated.{quote_identifier(contract.dataset)}"
-        ).fetchone()
-    value: Any = row[0] if row else None
-    return value if isinstance(value, date) else None
-
-
-__all__ = [
-    "PublishBlocked",
-    "PublishError",
-    "PublishResult",
-    "begin_run",
-    "dumps",
-    "last_published",
-    "latest_published_run",
-    "list_publishes",
-    "open_current",
-    "open_public",
-    "open_store",
-    "publish",
-    "record_run",
-    "rollback",
-    "table_lineage",
-    "tier_of",
-]
+    if release is not None:
+        return PublishResult(version=release.number, rows_published=staged.rows)
+    # Every partition it holds already holds exactly these rows: nothing changes, no release.
+    current = store.current()
+    run.rows_published = 0
+    run.publish_version = current.number if current else None
+    run.finish("unchanged")
+    record_run(run, contract, registry, layout)
+    log.info("%s run %s: the batch's rows are the published ones; no release", contract.dataset, run.run_id)
+    return PublishResult(version=run.publish_version or 0, rows_published=0)
