@@ -27,6 +27,7 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check pipelines dags tests scripts devtools
 	$(BIN)/ruff format --check pipelines dags tests scripts devtools
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

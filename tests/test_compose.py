@@ -3,6 +3,7 @@ against what the code needs: services, commands, healthchecks, mounts and enviro
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+import pipelines.common.settings
 from devtools import PROJECT_ROOT
 from pipelines.contracts import Registry
 
@@ -118,7 +120,7 @@ def test_every_setting_and_api_key_the_code_reads_is_passed_to_the_containers(
     compose: dict[str, Any], registry: Registry
 ) -> None:
     env = _env(compose["services"]["airflow-scheduler"])
-    settings_source = (PROJECT_ROOT / "pipelines" / "settings.py").read_text()
+    settings_source = inspect.getsource(pipelines.common.settings)
     for variable in (
         "SCDX_DATA_DIR",
         "SCDX_SCHEMAS_DIR",

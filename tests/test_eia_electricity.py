@@ -14,7 +14,6 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.common.redact import resolve_api_key
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
 from pipelines.orchestration.guards import start_run
@@ -23,6 +22,7 @@ from pipelines.orchestration.steps import ShortBatch
 from pipelines.replay.eia import render
 from pipelines.replay.server import Fault, ReplayServer
 from pipelines.sources import RawPage
+from pipelines.sources.credentials import resolve_api_key
 from pipelines.sources.eia_v2 import page_count, page_params, parse_page
 from pipelines.sources.http import FetchedPage, FetchError, PageRequest
 from pipelines.sources.paging import PageContext

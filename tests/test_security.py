@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import secrets
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pipelines.sources.http
 from devtools import PROJECT_ROOT
 from pipelines.contracts import load_registry
 from pipelines.replay.server import ReplayServer
@@ -28,7 +30,7 @@ def test_tls_verification_is_never_turned_off() -> None:
 
 
 def test_no_code_path_disables_the_redirect_guard_or_logs_raw_urls() -> None:
-    http = (PROJECT_ROOT / "pipelines" / "http.py").read_text()
+    http = inspect.getsource(pipelines.sources.http)
     assert http.count("allow_redirects=False") == 1 and "allow_redirects=True" not in http
     # Every message built from a request URL goes through the redacting property.
     assert "request.url}" not in http and "{request.url" not in http

@@ -41,7 +41,7 @@ def _edit_month(
 
 def _drift(layout: Layout) -> list[tuple[object, ...]]:
     """Every drift event of every run, from the run history (a quarantined run makes no release)."""
-    from pipelines.store.catalog import drift
+    from pipelines.store.catalog_tables import drift
     from pipelines.store.tiers import catalog_of
 
     return sorted((r["field"], r["kind"], r["action"]) for r in catalog_of(layout).rows_of(drift))

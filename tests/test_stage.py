@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import stage as stage_module
 from pipelines.contracts import Contract, Registry, arrow_schema
+from pipelines.stages import stage as stage_module
 from pipelines.stages.stage import StageError, stage
 from pipelines.store.layout import Layout
 

@@ -95,7 +95,9 @@ def _fields(contract: Contract, registry: Registry) -> list[dict[str, Any]]:
 
 def write_catalog(registry: Registry, layout: Layout, out_dir: Path) -> Path:
     """Write the catalog under ``out_dir``; returns the index page."""
-    env = Environment(loader=PackageLoader("pipelines.dictionary", "templates"), autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=PackageLoader("pipelines.dictionary", "templates"), autoescape=select_autoescape(["html"])
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     states = _publish_states(layout, registry)
     contracts = sorted(registry.contracts.values(), key=lambda c: c.dataset)

@@ -181,7 +181,7 @@ def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart]
     built from other data than its tables."""
     import duckdb
 
-    from pipelines.store.local import drop_relation
+    from pipelines.store.segments import drop_relation
 
     selected = marts if marts is not None else load_marts()
     touched = set(changed or ())

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from pipelines.common.ahead import read_ahead
 from pipelines.common.errors import ScdxError
 from pipelines.common.faults import crash_point
-from pipelines.common.redact import resolve_api_key
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
 from pipelines.sources import DriftEvent, DriftRejected, FormatRefused, source_module
+from pipelines.sources.credentials import resolve_api_key
 from pipelines.sources.formats import refusal, sniff
 from pipelines.sources.window import Window, incremental_window
 from pipelines.stages.extract import extract

@@ -34,8 +34,8 @@ from pipelines.stages.stage import StagedBatch
 from pipelines.store import Column, Draft, StoreError, TableSchema
 from pipelines.store.history import record_contract, record_run, run_details, run_values
 from pipelines.store.layout import Layout
-from pipelines.store.local import drop_relation
 from pipelines.store.runs import RunRecord
+from pipelines.store.segments import drop_relation
 from pipelines.store.tiers import open_store, tier_of
 
 log = logging.getLogger("scdx.publish")

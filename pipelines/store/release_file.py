@@ -16,10 +16,11 @@ import duckdb
 
 from pipelines.common.settings import duckdb_config
 from pipelines.common.sql import quote_literal, quote_name
-from pipelines.store.catalog import contracts, drift, dumps, loads, run_files, runs, unit_conversions
+from pipelines.store.catalog import Catalog, dumps, loads
+from pipelines.store.catalog_tables import contracts, drift, run_files, runs, unit_conversions
 
 if TYPE_CHECKING:
-    from pipelines.store.local import LocalStore, _Table
+    from pipelines.store.segments import StoredTable
 
 # meta.* as analysts query them: (DDL columns, comment per column), and the table's comment.
 META: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
@@ -189,14 +190,14 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[Mapping[st
 
 
 def _meta_rows(
-    store: LocalStore,
-    tables: Mapping[str, tuple[_Table, str]],
+    catalog: Catalog,
+    tier: str,
+    tables: Mapping[str, tuple[StoredTable, str]],
     release: Mapping[str, Any],
     pending: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """Every meta.* table's rows for this release, from the catalog and the runs being recorded now."""
-    catalog = store.catalog
-    tier_runs = {r["run_id"]: r for r in catalog.rows_of(runs, runs.c.tier == store.tier)}
+    tier_runs = {r["run_id"]: r for r in catalog.rows_of(runs, runs.c.tier == tier)}
     details: dict[str, Mapping[str, Any]] = {}
     for values, run_details in pending:
         tier_runs[values["run_id"]] = {**tier_runs.get(values["run_id"], {}), **values}
@@ -235,7 +236,7 @@ def _meta_rows(
             record = {"run_id": values["run_id"], "dataset": values["dataset"], **row}
             out["run_files"].append(record)
             files_by_run.setdefault(values["run_id"], []).append(record)
-    for row in catalog.releases(store.tier):
+    for row in catalog.releases(tier):
         out["publishes"].append(_publish_row(row))
     out["publishes"].append(_publish_row({**release, "kept": True, "contract_versions": dumps(versions)}))
     for name, (held, _) in sorted(tables.items()):
@@ -265,16 +266,17 @@ def _publish_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_release_file(
     path: Path,
-    store: LocalStore,
-    tables: Mapping[str, tuple[_Table, str]],
+    catalog: Catalog,
+    tier: str,
+    tables: Mapping[str, tuple[StoredTable, str]],
     release: Mapping[str, Any],
     pending: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
 ) -> dict[str, str]:
-    """Write release ``release`` of ``store`` at ``path``: views with comments and meta.*.
+    """Write release ``release`` of the ``tier`` at ``path``: views with comments and meta.*.
 
     ``tables``: name -> (table, the SELECT of its view). Returns each dataset's contract version.
     """
-    meta, contract_versions = _meta_rows(store, tables, release, pending)
+    meta, contract_versions = _meta_rows(catalog, tier, tables, release, pending)
     with duckdb.connect(str(path), config=duckdb_config()) as con:
         con.execute("BEGIN TRANSACTION")
         for schema in ("curated", "marts", "meta"):
