@@ -93,30 +93,13 @@ class EiaReplay:
     def answer(self, path: str, query: list[tuple[str, str]]) -> Reply:
         """The API's reply to GET ``path?query``."""
         route = self.routes[path]
-        data: list[str] = []
-        facets: dict[str, list[str]] = {}
-        sorts: dict[int, dict[str, str]] = {}
-        single: dict[str, str] = {}
-        for name, value in query:
-            if _DATA.match(name):
-                data.append(value)
-            elif facet := _FACET.match(name):
-                facets.setdefault(facet.group(1), []).append(value)
-            elif sort := _SORT.match(name):
-                sorts.setdefault(int(sort.group(1)), {})[sort.group(2)] = value
-            elif name in {"frequency", "start", "end", "offset", "length", "api_key"}:
-                single[name] = value
-            else:
-                return _error(400, f"Invalid parameter: {name}")
-        if single.get("frequency", route.frequency) != route.frequency:
-            return _error(400, f"Invalid frequency '{single['frequency']}' for this route")
-        unknown = [c for c in data if c not in route.data_columns]
-        if unknown:
-            return _error(400, f"Invalid data column(s): {', '.join(unknown)}")
-        columns = set(route.rows[0]) if route.rows else set()
-        for facet_name in facets:
-            if facet_name not in columns:
-                return _error(400, f"Invalid facet: {facet_name}")
+        asked = _Query.parse(query)
+        if isinstance(asked, Reply):
+            return asked
+        refused = asked.refusal(route)
+        if refused is not None:
+            return refused
+        single, data = asked.single, asked.data
         try:
             offset = int(single.get("offset", "0"))
             length = int(single.get("length", str(MAX_JSON_ROWS)))
@@ -124,19 +107,9 @@ class EiaReplay:
             return _error(400, "offset and length must be whole numbers")
         capped = length > MAX_JSON_ROWS
         length = min(length, MAX_JSON_ROWS)
-        start, end = single.get("start"), single.get("end")
-        matched = [
-            row
-            for row in route.rows
-            if all(row.get(name) in wanted for name, wanted in facets.items())
-            and (start is None or row["period"] >= start)
-            and (end is None or row["period"][: len(end)] <= end)
-        ]
-        for _, spec in sorted(sorts.items(), reverse=True):  # last key first: stable sorts compose
-            column = spec.get("column", "")
-            if column not in columns:
-                return _error(400, f"Invalid sort column: {column}")
-            matched.sort(key=lambda row: str(row.get(column, "")), reverse=spec.get("direction") == "desc")
+        matched = asked.matching(route)
+        if isinstance(matched, Reply):
+            return matched
         page = [self._project(row, data, route) for row in matched[offset : offset + length]]
         body: dict[str, Any] = {}
         cut_by_cap = ("length" not in single or capped) and offset + len(page) < len(matched)
@@ -149,10 +122,9 @@ class EiaReplay:
             data=page,
             description=route.description,
         )
-        echo = self._echo(single, data, facets, sorts)
         document = {
             "response": body,
-            "request": {"command": route.command, "params": echo},
+            "request": {"command": route.command, "params": asked.echo()},
             "apiVersion": route.api_version,
             "ExcelAddInVersion": route.excel_version,
         }
@@ -165,26 +137,80 @@ class EiaReplay:
         dropped |= {c + UNITS_SUFFIX for c in dropped}
         return {k: v for k, v in row.items() if k not in dropped}
 
-    @staticmethod
-    def _echo(
-        single: dict[str, str],
-        data: list[str],
-        facets: dict[str, list[str]],
-        sorts: dict[int, dict[str, str]],
-    ) -> dict[str, Any]:
+
+@dataclass
+class _Query:
+    """A request's parameters as the API reads them: data columns, facets, sorts and the rest."""
+
+    data: list[str] = field(default_factory=list)
+    facets: dict[str, list[str]] = field(default_factory=dict)
+    sorts: dict[int, dict[str, str]] = field(default_factory=dict)
+    single: dict[str, str] = field(default_factory=dict)  # frequency, start, end, offset, length, api_key
+
+    @classmethod
+    def parse(cls, query: list[tuple[str, str]]) -> _Query | Reply:
+        """The parameters of a query string; HTTP 400 for one the API does not take."""
+        asked = cls()
+        for name, value in query:
+            if _DATA.match(name):
+                asked.data.append(value)
+            elif facet := _FACET.match(name):
+                asked.facets.setdefault(facet.group(1), []).append(value)
+            elif sort := _SORT.match(name):
+                asked.sorts.setdefault(int(sort.group(1)), {})[sort.group(2)] = value
+            elif name in {"frequency", "start", "end", "offset", "length", "api_key"}:
+                asked.single[name] = value
+            else:
+                return _error(400, f"Invalid parameter: {name}")
+        return asked
+
+    def refusal(self, route: _Route) -> Reply | None:
+        """HTTP 400 for a frequency, data column or facet the route does not have; None when it has them."""
+        if self.single.get("frequency", route.frequency) != route.frequency:
+            return _error(400, f"Invalid frequency '{self.single['frequency']}' for this route")
+        unknown = [c for c in self.data if c not in route.data_columns]
+        if unknown:
+            return _error(400, f"Invalid data column(s): {', '.join(unknown)}")
+        columns = set(route.rows[0]) if route.rows else set()
+        for facet_name in self.facets:
+            if facet_name not in columns:
+                return _error(400, f"Invalid facet: {facet_name}")
+        return None
+
+    def matching(self, route: _Route) -> list[dict[str, Any]] | Reply:
+        """The route's rows the facets and period bounds select, in the order asked; HTTP 400 for
+        a sort on a column the route does not have."""
+        start, end = self.single.get("start"), self.single.get("end")
+        matched = [
+            row
+            for row in route.rows
+            if all(row.get(name) in wanted for name, wanted in self.facets.items())
+            and (start is None or row["period"] >= start)
+            and (end is None or row["period"][: len(end)] <= end)
+        ]
+        columns = set(route.rows[0]) if route.rows else set()
+        for _, spec in sorted(self.sorts.items(), reverse=True):  # last key first: stable sorts compose
+            column = spec.get("column", "")
+            if column not in columns:
+                return _error(400, f"Invalid sort column: {column}")
+            matched.sort(key=lambda row: str(row.get(column, "")), reverse=spec.get("direction") == "desc")
+        return matched
+
+    def echo(self) -> dict[str, Any]:
         """The ``request.params`` block the API echoes (never the key)."""
+        single = self.single
         echo: dict[str, Any] = {}
         if "frequency" in single:
             echo["frequency"] = single["frequency"]
-        if data:
-            echo["data"] = data
-        if facets:
-            echo["facets"] = facets
+        if self.data:
+            echo["data"] = self.data
+        if self.facets:
+            echo["facets"] = self.facets
         for name in ("start", "end"):
             if name in single:
                 echo[name] = single[name]
-        if sorts:
-            echo["sort"] = [sorts[i] for i in sorted(sorts)]
+        if self.sorts:
+            echo["sort"] = [self.sorts[i] for i in sorted(self.sorts)]
         echo["offset"] = single.get("offset", "0")
         if "length" in single:
             echo["length"] = single["length"]

@@ -151,10 +151,9 @@ def _multiplier(size: int) -> int:
     return m
 
 
-def _block(start: int, count: int, seed: int, layout: Faf5Layout, spaces: dict[int, _Space]) -> Any:
-    """Rows start..start+count-1 as an Arrow table in the file's column order."""
+def _dimensions(start: int, count: int, layout: Faf5Layout, spaces: dict[int, _Space]) -> dict[str, Any]:
+    """Each row's flow: zones, mode, commodity, foreign region and mode, trade type, distance band."""
     import numpy as np
-    import pyarrow as pa
 
     index = np.arange(start, start + count, dtype=np.int64)
     trade = np.asarray(TRADE_SHARES, dtype=np.int64)[index % len(TRADE_SHARES)]
@@ -195,6 +194,22 @@ def _block(start: int, count: int, seed: int, layout: Faf5Layout, spaces: dict[i
     band = np.where(orig == dest, 1, np.where(orig // 10 == dest // 10, 2, 3 + (orig * 31 + dest * 17) % 6))
     columns["dist_band"] = band
     columns["trade_type"] = trade
+    return columns
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """The measures of a block's rows, per year (numpy arrays, rounded as the file prints them)."""
+
+    tons: dict[int, Any]
+    value: dict[int, Any]
+    current_value: dict[int, Any]  # estimate years other than the base year only
+    tmiles: dict[int, Any]
+
+
+def _figures(start: int, count: int, seed: int, layout: Faf5Layout, band: Any, sctg2: Any) -> _Figures:
+    """Tons, value and ton-miles of each row and year: a size by distance band, a growth, a price."""
+    import numpy as np
 
     def draws(stream: int) -> np.random.Generator:
         # One random stream per quantity and block: a file's first rows are those of a larger file.
@@ -207,7 +222,7 @@ def _block(start: int, count: int, seed: int, layout: Faf5Layout, spaces: dict[i
     per_ton = np.zeros(100)
     for code, dollars in _VALUE_PER_TON.items():
         per_ton[int(code)] = dollars
-    price = per_ton[columns["sctg2"]] * draws(2).lognormal(0.0, 0.25, count)
+    price = per_ton[sctg2] * draws(2).lognormal(0.0, 0.25, count)
     miles = np.asarray(_BAND_MILES)[band - 1] * draws(3).uniform(0.8, 1.2, count)
     tons: dict[int, Any] = {}
     value: dict[int, Any] = {}
@@ -222,20 +237,28 @@ def _block(start: int, count: int, seed: int, layout: Faf5Layout, spaces: dict[i
         tmiles[year] = np.round(t * miles / 1000.0, 4)  # kt * miles / 1000 = million ton-miles
         if year in layout.estimate_years and year != layout.base_year:
             current[year] = np.round(value[year] * _PRICE_INDEX.get(year, 1.0), 4)
+    return _Figures(tons, value, current, tmiles)
 
+
+def _block(start: int, count: int, seed: int, layout: Faf5Layout, spaces: dict[int, _Space]) -> Any:
+    """Rows start..start+count-1 as an Arrow table in the file's column order."""
+    import pyarrow as pa
+
+    columns = _dimensions(start, count, layout, spaces)
+    figures = _figures(start, count, seed, layout, columns["dist_band"], columns["sctg2"])
     arrays: dict[str, Any] = {}
     for name in layout.dimensions:
         values = columns[name]
-        # Foreign codes are empty where they do not apply (0 above).
+        # Foreign codes are empty where they do not apply (0 in _dimensions).
         arrays[name] = pa.array(values, type=pa.int16(), mask=values == 0)
     for year in layout.years:
-        arrays[f"tons_{year}"] = pa.array(tons[year])
+        arrays[f"tons_{year}"] = pa.array(figures.tons[year])
     for year in layout.years:
-        arrays[f"value_{year}"] = pa.array(value[year])
-    for year, values in current.items():
+        arrays[f"value_{year}"] = pa.array(figures.value[year])
+    for year, values in figures.current_value.items():
         arrays[f"current_value_{year}"] = pa.array(values)
     for year in layout.years:
-        arrays[f"tmiles_{year}"] = pa.array(tmiles[year])
+        arrays[f"tmiles_{year}"] = pa.array(figures.tmiles[year])
     return pa.table({name: arrays[name] for name in layout.header()})
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from pipelines.common.redact import redact_params, redact_text
@@ -110,6 +110,115 @@ def build_routes(recordings_dir: Path) -> dict[str, Handler]:
     return routes
 
 
+class ReplayRequestHandler(BaseHTTPRequestHandler):
+    """One request to the replay server: a recorded answer, an injected fault, or the admin API."""
+
+    replay: ClassVar[ReplayServer]  # set per server by ReplayServer._handler_class
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
+    server_version = "scdx-replay/1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """The request line at DEBUG, keys removed (a query string may hold one)."""
+        log.debug("%s", redact_text(format % args))
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(reply.length))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if reply.file is None:
+            self.wfile.write(reply.body)
+            return
+        with reply.file.open("rb") as handle:
+            shutil.copyfileobj(handle, self.wfile, 1 << 20)
+
+    def do_GET(self) -> None:
+        """A recorded endpoint's answer (or the fault planned for it), or an admin read."""
+        parts = urlsplit(self.path)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if parts.path.startswith(ADMIN):
+            self._send(self._admin_get(parts.path))
+            return
+        fault = self.replay.faults.take(parts.path)
+        if parts.path in self.replay.routes:
+            reply = self.replay.routes[parts.path](parts.path, query)
+        else:
+            reply = Reply(404, {"Content-Type": "text/plain"}, f"not recorded: {parts.path}".encode())
+        if fault is not None:
+            self.replay._log(
+                parts.path,
+                query,
+                -1 if fault.mode in {"reset", "stall", "truncate"} else fault.status,
+            )
+            self._inject(fault, reply)
+            return
+        self.replay._log(parts.path, query, reply.status)
+        self._send(reply)
+
+    def _inject(self, fault: Fault, recorded: Reply) -> None:
+        if fault.mode == "reply":
+            self._send(Reply(fault.status, dict(fault.headers), fault.body.encode()))
+        elif fault.mode == "wrong_shape":
+            self._send(Reply(recorded.status, dict(recorded.headers), fault.body.encode()))
+        elif fault.mode == "gzip_bomb":
+            payload = gzip.compress(b"\0" * fault.size, compresslevel=9)
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            self._send(Reply(200, headers, payload))
+        elif fault.mode == "reset":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif fault.mode in {"stall", "truncate"}:
+            body = recorded.payload()
+            self.send_response(recorded.status)
+            for name, value in recorded.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body) + (0 if fault.mode == "stall" else 1000)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if fault.mode == "stall" else body)
+            self.wfile.flush()
+            if fault.mode == "stall":
+                time.sleep(fault.delay_s)
+            self.close_connection = True
+        else:
+            raise ValueError(f"unknown fault mode {fault.mode!r}")
+
+    def do_POST(self) -> None:
+        """Admin: add faults to the plan (a JSON list of Fault fields)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = json.loads(self.rfile.read(length) or b"[]")
+        if urlsplit(self.path).path == f"{ADMIN}/faults":
+            self.replay.faults.add(*(Fault(**item) for item in payload))
+            self._send(Reply(204))
+        else:
+            self._send(Reply(404))
+
+    def do_DELETE(self) -> None:
+        """Admin: clear the fault plan."""
+        if urlsplit(self.path).path == f"{ADMIN}/faults":
+            self.replay.faults.clear()
+            self._send(Reply(204))
+        else:
+            self._send(Reply(404))
+
+    def _admin_get(self, path: str) -> Reply:
+        if path == f"{ADMIN}/requests":
+            with self.replay._lock:
+                logged = [
+                    {"path": r.path, "query": redact_params(r.query), "status": r.status}
+                    for r in self.replay.requests
+                ]
+            return Reply(200, {"Content-Type": "application/json"}, json.dumps(logged).encode())
+        if path == f"{ADMIN}/health":
+            return Reply(
+                200, {"Content-Type": "application/json"}, json.dumps(sorted(self.replay.routes)).encode()
+            )
+        return Reply(404)
+
+
 class ReplayServer:
     """A threaded HTTP server on 127.0.0.1 answering from recordings."""
 
@@ -162,107 +271,8 @@ class ReplayServer:
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes
-            server_version = "scdx-replay/1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("%s", redact_text(format % args))
-
-            def _send(self, reply: Reply) -> None:
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(reply.length))
-                self.end_headers()
-                if self.command == "HEAD":
-                    return
-                if reply.file is None:
-                    self.wfile.write(reply.body)
-                    return
-                with reply.file.open("rb") as handle:
-                    shutil.copyfileobj(handle, self.wfile, 1 << 20)
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qsl(parts.query, keep_blank_values=True)
-                if parts.path.startswith(ADMIN):
-                    self._send(self._admin_get(parts.path))
-                    return
-                fault = server.faults.take(parts.path)
-                if parts.path in server.routes:
-                    reply = server.routes[parts.path](parts.path, query)
-                else:
-                    reply = Reply(404, {"Content-Type": "text/plain"}, f"not recorded: {parts.path}".encode())
-                if fault is not None:
-                    server._log(
-                        parts.path,
-                        query,
-                        -1 if fault.mode in {"reset", "stall", "truncate"} else fault.status,
-                    )
-                    self._inject(fault, reply)
-                    return
-                server._log(parts.path, query, reply.status)
-                self._send(reply)
-
-            def _inject(self, fault: Fault, recorded: Reply) -> None:
-                if fault.mode == "reply":
-                    self._send(Reply(fault.status, dict(fault.headers), fault.body.encode()))
-                elif fault.mode == "wrong_shape":
-                    self._send(Reply(recorded.status, dict(recorded.headers), fault.body.encode()))
-                elif fault.mode == "gzip_bomb":
-                    payload = gzip.compress(b"\0" * fault.size, compresslevel=9)
-                    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-                    self._send(Reply(200, headers, payload))
-                elif fault.mode == "reset":
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                elif fault.mode in {"stall", "truncate"}:
-                    body = recorded.payload()
-                    self.send_response(recorded.status)
-                    for name, value in recorded.headers.items():
-                        self.send_header(name, value)
-                    self.send_header(
-                        "Content-Length", str(len(body) + (0 if fault.mode == "stall" else 1000))
-                    )
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2] if fault.mode == "stall" else body)
-                    self.wfile.flush()
-                    if fault.mode == "stall":
-                        time.sleep(fault.delay_s)
-                    self.close_connection = True
-                else:
-                    raise ValueError(f"unknown fault mode {fault.mode!r}")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                payload = json.loads(self.rfile.read(length) or b"[]")
-                if urlsplit(self.path).path == f"{ADMIN}/faults":
-                    server.faults.add(*(Fault(**item) for item in payload))
-                    self._send(Reply(204))
-                else:
-                    self._send(Reply(404))
-
-            def do_DELETE(self) -> None:
-                if urlsplit(self.path).path == f"{ADMIN}/faults":
-                    server.faults.clear()
-                    self._send(Reply(204))
-                else:
-                    self._send(Reply(404))
-
-            def _admin_get(self, path: str) -> Reply:
-                if path == f"{ADMIN}/requests":
-                    with server._lock:
-                        logged = [
-                            {"path": r.path, "query": redact_params(r.query), "status": r.status}
-                            for r in server.requests
-                        ]
-                    return Reply(200, {"Content-Type": "application/json"}, json.dumps(logged).encode())
-                if path == f"{ADMIN}/health":
-                    return Reply(
-                        200, {"Content-Type": "application/json"}, json.dumps(sorted(server.routes)).encode()
-                    )
-                return Reply(404)
+        # One handler class per server, so that a request reaches this server's routes and faults.
+        class _Handler(ReplayRequestHandler):
+            replay = server
 
         return _Handler

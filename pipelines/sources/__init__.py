@@ -145,7 +145,7 @@ class SourceModule(Protocol):
 
 
 def source_module(name: str) -> SourceModule:
-    """The source module called ``name`` (``pipelines/sources/<name>.py``)."""
+    """The source module called ``name`` (``pipelines/sources/<name>.py``, or the package ``<name>/``)."""
     try:
         module = importlib.import_module(f"pipelines.sources.{name}")
     except ModuleNotFoundError:

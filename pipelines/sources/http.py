@@ -238,7 +238,40 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+def _refuse_retry_or_redirect(response: requests.Response, policy: HttpPolicy, where: str) -> None:
+    """Raise for a status that decides the attempt before its body is read: retry later, or a redirect."""
+    status = response.status_code
+    if status in RETRY_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if retry_after is not None and retry_after > policy.retry_after_max_s:
+            raise FetchError(
+                f"{where}: HTTP {status} asks to retry after {retry_after:.0f} s, "
+                f"more than the {policy.retry_after_max_s:.0f} s allowed"
+            )
+        raise TransientFetchError(f"{where}: HTTP {status}", retry_after, status, _prefix(response))
+    if 300 <= status < 400:
+        target = redact_url(response.headers.get("Location", "?"))
+        raise FetchError(f"{where}: HTTP {status} redirect to {target} not followed", status)
+
+
+def _received_body(
+    response: requests.Response, policy: HttpPolicy, where: str, dataset: str
+) -> tuple[bytes, Path | None]:
+    """:func:`_read_body`, a body cut short being worth a retry and one that cannot be decoded not."""
+    try:
+        return _read_body(response, policy, where, dataset)
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        raise TransientFetchError(
+            f"{where}: body cut short: {redact_text(str(exc))}", status=response.status_code
+        ) from None
+    except requests.exceptions.ContentDecodingError as exc:
+        raise FetchError(
+            f"{where}: body cannot be decoded: {redact_text(str(exc))}", response.status_code
+        ) from None
+
+
 def _attempt(session: requests.Session, request: PageRequest, policy: HttpPolicy) -> FetchedPage:
+    """One GET: the page, or the FetchError (TransientFetchError: worth retrying) it ends in."""
     where = f"{request.dataset}: GET {request.redacted_url}"
     started = time.monotonic()
     try:
@@ -255,25 +288,8 @@ def _attempt(session: requests.Session, request: PageRequest, policy: HttpPolicy
         raise TransientFetchError(f"{where}: {type(exc).__name__}: {redact_text(str(exc))}") from None
     with response:
         status = response.status_code
-        if status in RETRY_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None and retry_after > policy.retry_after_max_s:
-                raise FetchError(
-                    f"{where}: HTTP {status} asks to retry after {retry_after:.0f} s, "
-                    f"more than the {policy.retry_after_max_s:.0f} s allowed"
-                )
-            raise TransientFetchError(f"{where}: HTTP {status}", retry_after, status, _prefix(response))
-        if 300 <= status < 400:
-            target = redact_url(response.headers.get("Location", "?"))
-            raise FetchError(f"{where}: HTTP {status} redirect to {target} not followed", status)
-        try:
-            body, body_file = _read_body(response, policy, where, request.dataset)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise TransientFetchError(
-                f"{where}: body cut short: {redact_text(str(exc))}", status=status
-            ) from None
-        except requests.exceptions.ContentDecodingError as exc:
-            raise FetchError(f"{where}: body cannot be decoded: {redact_text(str(exc))}", status) from None
+        _refuse_retry_or_redirect(response, policy, where)
+        body, body_file = _received_body(response, policy, where, request.dataset)
         media = _media_type(response.headers.get("Content-Type"))
         absent = status in request.absent
         wrong_type = (

@@ -120,18 +120,12 @@ def _header(reader: Iterator[list[str]], page: RawPage, dataset: str) -> tuple[l
     )
 
 
-def report_batches(page: RawPage, contract: Contract, registry: Registry) -> Iterator[SourceRows]:
-    """The report's rows as the trade API's variables (one batch: reports are a few MB)."""
+def _measure_columns(
+    header: list[str], header_line: int, flow: str, page: RawPage, contract: Contract
+) -> dict[str, str]:
+    """The report's measure columns -> the API variable each is; a column or measure the contract
+    does not read is refused by name."""
     dataset = contract.dataset
-    text = page.path.read_text(encoding="utf-8-sig")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    title = (next(reader, None) or [""])[0]
-    flow = _flow(contract)
-    if title.strip().lower() != f"standard report - {flow}":
-        raise NormalizeError(
-            dataset, page.path, f"a report of {title.strip()!r}; {dataset} reads {flow}", row=1
-        )
-    header, header_line = _header(reader, page, dataset)
     unknown = [h for h in header if h not in DIMENSIONS and h not in MEASURES[flow]]
     if unknown or any(d not in header for d in DIMENSIONS):
         raise NormalizeError(
@@ -149,16 +143,64 @@ def report_batches(page: RawPage, contract: Contract, registry: Registry) -> Ite
             raise NormalizeError(
                 dataset, page.path, f"measure {name!r} has no field in {dataset}", row=header_line, field=name
             )
+    return measures
+
+
+def _dimension_sources(contract: Contract, page: RawPage) -> dict[str, str]:
+    """The API variable each dimension the report gives goes in (period, HS code ..., partner)."""
     roles = {
         role: _source_of(contract, role)
         for role in ("period", "hs_code", "hs_level", "hs_description", "country_code", "country_name")
     }
     missing_roles = [role for role, source in roles.items() if source is None]
     if missing_roles:
-        raise NormalizeError(dataset, page.path, f"the contract has no field {', '.join(missing_roles)}")
+        raise NormalizeError(
+            contract.dataset, page.path, f"the contract has no field {', '.join(missing_roles)}"
+        )
+    return {role: str(source) for role, source in roles.items()}
+
+
+def _commodity_of(text: str, line: int, page: RawPage, dataset: str) -> tuple[str, str]:
+    """ "2805 Alkali Metals ..." -> (HS code, description); anything else is refused."""
+    commodity = _COMMODITY.match(text.strip())
+    if commodity is None:
+        raise NormalizeError(
+            dataset, page.path, "expected '<HS code> <description>'", row=line, field="Commodity"
+        )
+    return commodity.group(1), commodity.group(2).strip()
+
+
+def _month_of(text: str, line: int, page: RawPage, dataset: str) -> str:
+    """ "January 2024" -> "2024-01-01"; anything else is refused."""
+    month = _month(text.strip())
+    if month is None:
+        raise NormalizeError(
+            dataset,
+            page.path,
+            f"expected a month such as 'January 2024', found {text!r}",
+            row=line,
+            field="Time",
+        )
+    return month
+
+
+def report_batches(page: RawPage, contract: Contract, registry: Registry) -> Iterator[SourceRows]:
+    """The report's rows as the trade API's variables (one batch: reports are a few MB)."""
+    dataset = contract.dataset
+    text = page.path.read_text(encoding="utf-8-sig")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    title = (next(reader, None) or [""])[0]
+    flow = _flow(contract)
+    if title.strip().lower() != f"standard report - {flow}":
+        raise NormalizeError(
+            dataset, page.path, f"a report of {title.strip()!r}; {dataset} reads {flow}", row=1
+        )
+    header, header_line = _header(reader, page, dataset)
+    measures = _measure_columns(header, header_line, flow, page, contract)
+    sources = _dimension_sources(contract, page)
     lookup = _partner_lookup(registry)
     position = {name: header.index(name) for name in header}
-    columns: dict[str, list[str | None]] = {str(source): [] for source in roles.values()}
+    columns: dict[str, list[str | None]] = {source: [] for source in sources.values()}
     columns.update({variable: [] for variable in measures.values()})
     kinds: list[str | None] = []
     unknown_partners: dict[str, int] = {}
@@ -172,32 +214,20 @@ def report_batches(page: RawPage, contract: Contract, registry: Registry) -> Ite
                 dataset, page.path, f"{len(cells)} values, header has {len(header)}", row=line
             )
         rows += 1
-        commodity = _COMMODITY.match(cells[position["Commodity"]].strip())
-        if commodity is None:
-            raise NormalizeError(
-                dataset, page.path, "expected '<HS code> <description>'", row=line, field="Commodity"
-            )
-        month = _month(cells[position["Time"]].strip())
-        if month is None:
-            raise NormalizeError(
-                dataset,
-                page.path,
-                f"expected a month such as 'January 2024', found {cells[position['Time']]!r}",
-                row=line,
-                field="Time",
-            )
+        hs_code, description = _commodity_of(cells[position["Commodity"]], line, page, dataset)
+        month = _month_of(cells[position["Time"]], line, page, dataset)
         name = cells[position["Country"]].strip()
         partner = lookup.get(name.lower())
         if partner is None:
             unknown_partners.setdefault(name, line)
             continue
         code, kind = partner
-        columns[str(roles["period"])].append(month)
-        columns[str(roles["hs_code"])].append(commodity.group(1))
-        columns[str(roles["hs_level"])].append(f"HS{len(commodity.group(1))}")
-        columns[str(roles["hs_description"])].append(commodity.group(2).strip())
-        columns[str(roles["country_code"])].append(code)
-        columns[str(roles["country_name"])].append(name)
+        columns[sources["period"]].append(month)
+        columns[sources["hs_code"]].append(hs_code)
+        columns[sources["hs_level"]].append(f"HS{len(hs_code)}")
+        columns[sources["hs_description"]].append(description)
+        columns[sources["country_code"]].append(code)
+        columns[sources["country_name"]].append(name)
         kinds.append(kind)
         for header_name, variable in measures.items():
             value = cells[position[header_name]].strip().replace(",", "")
@@ -205,22 +235,25 @@ def report_batches(page: RawPage, contract: Contract, registry: Registry) -> Ite
     drift: list[DriftEvent] = []
     if unknown_partners:
         drift.append(_unknown_partners(contract, page, unknown_partners))
-    carried = set(columns)
-    absent = {
-        f.source: f"a USA Trade Online report carries only the measures asked for ({', '.join(measures)}); "
-        f"no {f.source}"
-        for f in contract.fields
-        if f.source and f.source not in carried
-    }
     derived = {"partner_kind": kinds} if "partner_kind" in contract.field_names else {}
     yield SourceRows(
         columns=columns,
         source_rows=rows,
         derived=derived,
         first_row=first_row,
-        absent=absent,
+        absent=_absent(contract, set(columns), measures),
         drift=tuple(drift),
     )
+
+
+def _absent(contract: Contract, carried: set[str], measures: dict[str, str]) -> dict[str, str]:
+    """The API variables the contract reads that a report does not carry, with why (null, drift)."""
+    return {
+        f.source: f"a USA Trade Online report carries only the measures asked for ({', '.join(measures)}); "
+        f"no {f.source}"
+        for f in contract.fields
+        if f.source and f.source not in carried
+    }
 
 
 def _unknown_partners(contract: Contract, page: RawPage, names: dict[str, int]) -> DriftEvent:
