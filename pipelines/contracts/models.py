@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipelines.common.errors import UsageError
 from pipelines.common.sql import IDENTIFIER
 
 SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -20,8 +21,9 @@ YEAR_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 ArrowTypeName = Literal["string", "int64", "float64", "bool", "date32", "timestamp_utc", "list_string"]
 
 
-class ContractError(ValueError):
-    """A contract or the shared-type file is invalid; the message names the file and the field."""
+class ContractError(UsageError, ValueError):
+    """A contract, the shared-type file or a code list is invalid, or a name (a dataset, a list)
+    is not in them; the message names the file and the field. Configuration: exit code 2."""
 
 
 class _Model(BaseModel):

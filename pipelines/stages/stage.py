@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.common.ahead import read_ahead
+from pipelines.common.errors import ScdxError
 from pipelines.contracts import Contract, Registry, arrow_schema
 from pipelines.store.layout import Layout
 
@@ -26,8 +27,8 @@ ROW_GROUP_SIZE = 500_000
 BUILD_AHEAD = 2  # built batches waiting to be written: bounds memory
 
 
-class StageError(RuntimeError):
-    """Staged data could not be written or read back."""
+class StageError(ScdxError, RuntimeError):
+    """Staged data could not be written or read back: the run fails (exit code 1)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import duckdb
 import pyarrow.parquet as pq
 
+from pipelines.common.errors import ScdxError
 from pipelines.common.settings import duckdb_config
 from pipelines.common.sql import literal_list, quote_identifier
 from pipelines.contracts import (
@@ -43,9 +44,10 @@ log = logging.getLogger("scdx.validate")
 SAMPLE_SIZE = 10
 
 
-class CheckCannotRun(RuntimeError):
+class CheckCannotRun(ScdxError, RuntimeError):
     """A check of the suite could not run (bad SQL, a missing column): the run fails, whatever the
-    check's severity, and nothing is published; the message names the check and DuckDB's error."""
+    check's severity, and nothing is published (exit code 1); the message names the check and
+    DuckDB's error."""
 
 
 @dataclass(frozen=True)
