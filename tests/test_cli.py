@@ -118,3 +118,70 @@ def test_ingest_file_runs_a_file_in_hand_through_the_same_path_and_records_its_n
     assert manifest["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     missing = _scdx("ingest-file", "census_trade_imports", str(data_dir / "nope.json"), data_dir=data_dir)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def _schemas_with(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the project's contracts with one edit to census_trade_imports.yaml."""
+    import shutil
+
+    from .conftest import SCHEMAS
+
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    contract_file = schemas / "census_trade_imports.yaml"
+    text = contract_file.read_text()
+    assert old in text
+    contract_file.write_text(text.replace(old, new, 1))
+    return schemas
+
+
+def test_a_contract_that_does_not_load_is_one_line_and_exit_code_2(tmp_path: Path, data_dir: Path) -> None:
+    schemas = _schemas_with(tmp_path, "type: hs_code\n", "type: hs5\n")
+    for command in (["datasets"], ["refresh", "census_trade_imports"]):
+        result = _scdx(*command, data_dir=data_dir, extra_env={"SCDX_SCHEMAS_DIR": str(schemas)})
+        assert result.returncode == 2, result.stderr[-3000:]
+        assert result.stderr.splitlines() == [
+            f"scdx: {schemas / 'census_trade_imports.yaml'}: field 'hs_code' has unknown shared type 'hs5'"
+        ]
+
+
+def test_a_check_that_cannot_run_ends_the_run_failed_with_exit_code_1_and_no_traceback(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    from .conftest import CENSUS_MONTHS
+
+    broken = (
+        "  expectations:\n"
+        "    - expectation: unexpected_rows\n"
+        "      severity: warning\n"
+        "      description: A check whose SQL names a column the batch does not have.\n"
+        "      query: SELECT no_such_column FROM {batch}\n"
+    )
+    schemas = _schemas_with(tmp_path, "  expectations:\n", broken)
+    result = _scdx(
+        "ingest-file",
+        "census_trade_imports",
+        str(CENSUS_MONTHS / "2024-01.json"),
+        data_dir=data_dir,
+        extra_env={"SCDX_SCHEMAS_DIR": str(schemas)},
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "check(s) could not run" in result.stdout + result.stderr
+    assert "failed" in result.stdout
+
+
+def test_errors_scdx_raises_on_purpose_carry_their_exit_code() -> None:
+    from pipelines.common.errors import ScdxError
+    from pipelines.contracts import ContractError
+    from pipelines.stages.stage import StageError
+    from pipelines.stages.validate import CheckCannotRun
+
+    # A contract is configuration (2); a stage that cannot write or a check that cannot run is
+    # a run that did not publish (1).
+    assert [(issubclass(e, ScdxError), e.exit_code) for e in (ContractError, StageError, CheckCannotRun)] == [
+        (True, 2),
+        (True, 1),
+        (True, 1),
+    ]
+    assert issubclass(ContractError, ValueError)  # pydantic validators and older callers catch it so

@@ -1,7 +1,7 @@
 """Great Expectations' own test cases hold on scdx's DuckDB adapter, but for a reasoned list.
 
 GX's declarative cases (``tests/gx_conformance/cases``, GX 1.2.0) run through the production path
-(:func:`pipelines.stages.validate.duckdb_datasource`, the ``scdx_duckdb`` dialect) on GX 1.24, one GX
+(:func:`pipelines.stages.gx_suite.duckdb_datasource`, the ``scdx_duckdb`` dialect) on GX 1.24, one GX
 context for all of them. Each case either meets its ``out`` as GX's runner checks it, or differs
 in exactly the keys listed below for it, with the reason. A listed difference is confirmed on GX's
 own engines: it must show there too (SQLite, pandas) exactly where the list says so, and nowhere
@@ -264,9 +264,9 @@ def suite() -> harness.Suite:
 
 @pytest.fixture(scope="module")
 def engines(suite: harness.Suite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Engines]:
-    from pipelines.stages.validate import _import_gx
+    from pipelines.stages.gx_suite import import_gx
 
-    _import_gx()
+    import_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from duckdb_engine import datatypes as duckdb_types
 
 from pipelines.stages import gx_duckdb
+from pipelines.stages.gx_duckdb_types import duckdb_type
 
 
 @pytest.fixture
@@ -176,31 +177,31 @@ def test_a_temporary_table_hides_a_table_of_the_same_name_as_in_duckdbs_own_look
 def test_duckdb_type_names_map_to_the_sqlalchemy_type_of_the_same_name(
     duckdb_name: str, expected: Any
 ) -> None:
-    assert repr(gx_duckdb.duckdb_type(duckdb_name)) == repr(expected)
+    assert repr(duckdb_type(duckdb_name)) == repr(expected)
 
 
 def test_nested_duckdb_types_map_to_duckdb_engines_struct_map_and_union() -> None:
-    struct = gx_duckdb.duckdb_type('STRUCT(a INTEGER, "b, c" MAP(VARCHAR, DOUBLE[]))')
+    struct = duckdb_type('STRUCT(a INTEGER, "b, c" MAP(VARCHAR, DOUBLE[]))')
     assert isinstance(struct, duckdb_types.Struct)
     assert list(struct.fields) == ["a", "b, c"]
     inner = struct.fields["b, c"]
     assert isinstance(inner, duckdb_types.Map)
     assert repr(inner.value_type) == repr(sa.ARRAY(sa.DOUBLE()))
-    union = gx_duckdb.duckdb_type("UNION(num INTEGER, str VARCHAR)")
+    union = duckdb_type("UNION(num INTEGER, str VARCHAR)")
     assert isinstance(union, duckdb_types.Union) and list(union.fields) == ["num", "str"]
 
 
 def test_a_type_sqlalchemy_cannot_represent_reflects_as_nulltype_with_a_warning() -> None:
     with pytest.warns(sa.exc.SAWarning, match="GEOMETRY"):
-        assert isinstance(gx_duckdb.duckdb_type("GEOMETRY"), sa.types.NullType)
+        assert isinstance(duckdb_type("GEOMETRY"), sa.types.NullType)
 
 
 def test_type_expectations_pass_on_duckdb_tables_and_views(database: Path) -> None:
     # GX reads types through get_columns; before the dialect reflected from DuckDB's catalog, the
     # reflection failed and GX errored on every type expectation.
-    from pipelines.stages.validate import _import_gx, duckdb_datasource, release
+    from pipelines.stages.gx_suite import duckdb_datasource, import_gx, release
 
-    _import_gx()
+    import_gx()
     import great_expectations as gx
     from great_expectations import expectations as gxe
 

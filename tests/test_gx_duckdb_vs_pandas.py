@@ -57,9 +57,9 @@ class Engines:
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
-    from pipelines.stages.validate import _import_gx, duckdb_datasource, release
+    from pipelines.stages.gx_suite import duckdb_datasource, import_gx, release
 
-    _import_gx()
+    import_gx()
     import great_expectations as gx
     import sqlalchemy as sa
     from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
@@ -120,10 +120,10 @@ def _verdicts(engines: Engines, expectation: Any, result_format: str = "COMPLETE
 
 
 def _built_by_scdx(spec: CheckSpec, contract: Contract) -> Any:
-    """The GX expectation scdx builds from a contract's check (pipelines.stages.validate)."""
-    from pipelines.stages.validate import _expectations
+    """The GX expectation scdx builds from a contract's check (pipelines.stages.gx_suite)."""
+    from pipelines.stages.gx_suite import suite_expectations
 
-    (expectation,) = _expectations([spec], contract)
+    (expectation,) = suite_expectations([spec], contract)
     return expectation
 
 

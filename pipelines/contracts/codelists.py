@@ -12,11 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from pipelines.common.sql import quote_identifier, quote_literal
-from pipelines.contracts import (
-    ContractError,
-    check_identifier,
-    load_yaml,
-)
+from pipelines.contracts.models import ContractError, check_identifier
+from pipelines.contracts.reading import load_yaml
 
 
 class CodelistSpec(BaseModel):

@@ -19,16 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.contracts import (
-    SEMVER,
-    ContractError,
-    check_type_codelists,
-    contract_paths,
-    load_contract,
-    load_types,
-    load_yaml,
-)
 from pipelines.contracts.codelists import load_codelists
+from pipelines.contracts.loading import check_type_codelists, contract_paths, load_contract, load_types
+from pipelines.contracts.models import SEMVER, ContractError
+from pipelines.contracts.reading import load_yaml
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ def _warm_up_validation() -> None:
     the two imports do not run side by side."""
     import pyarrow.parquet  # noqa: F401
 
-    from pipelines.stages.validate import warm_up
+    from pipelines.stages.gx_suite import warm_up
 
     warm_up()
 

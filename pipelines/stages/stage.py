@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipelines.common.ahead import read_ahead
+from pipelines.common.errors import ScdxError
 from pipelines.contracts import Contract, Registry, arrow_schema
 from pipelines.store.layout import Layout
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
 ROWS_PER_FILE = 5_000_000
 ROW_GROUP_SIZE = 500_000
 BUILD_AHEAD = 2  # built batches waiting to be written: bounds memory
 
 
-class StageError(RuntimeError):
-    """Staged data could not be written or read back."""
+class StageError(ScdxError, RuntimeError):
+    """Staged data could not be written or read back: the run fails (exit code 1)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,72 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if not any(is_type(f.type) for is_type in numeric)]
 
 
+class _Parts:
+    """The Parquet files of one staged run, rolling to a new file every ROWS_PER_FILE rows."""
+
+    def __init__(self, directory: Path, schema: pa.Schema) -> None:
+        self.directory = directory
+        self.schema = schema
+        self.names: list[str] = []
+        self.rows = 0
+        self._rows_in_file = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append a batch of the schema, in row groups of ROW_GROUP_SIZE."""
+        writer = self._writer
+        if writer is None or self._rows_in_file >= ROWS_PER_FILE:
+            writer = self._next_file()
+        writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
+        self.rows += batch.num_rows
+        self._rows_in_file += batch.num_rows
+
+    def _next_file(self) -> pq.ParquetWriter:
+        import pyarrow.parquet as pq
+
+        if self._writer is not None:
+            self._writer.close()
+        self.names.append(f"part-{len(self.names):05d}.parquet")
+        self._writer = pq.ParquetWriter(
+            self.directory / self.names[-1],
+            self.schema,
+            compression="zstd",
+            use_dictionary=_dictionary_columns(self.schema),
+        )
+        self._rows_in_file = 0
+        return self._writer
+
+    def finish(self) -> None:
+        """Close the last file; no rows at all still make one valid, empty file (validation
+        decides whether that is acceptable)."""
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self.names.append("part-00000.parquet")
+            pq.write_table(self.schema.empty_table(), self.directory / self.names[-1], compression="zstd")
+        else:
+            self._writer.close()
+
+    def abandon(self) -> None:
+        """Close the open file, if any, after a failure; its directory is removed next."""
+        if self._writer is not None:
+            with contextlib.suppress(OSError):
+                self._writer.close()
+
+
+def _fresh_directory(final: Path, dataset: str, replace: bool) -> Path:
+    """The temporary directory a run is staged into, empty; ``final`` must not be staged yet
+    unless ``replace``."""
+    if final.exists():
+        if not replace:
+            raise StageError(f"{dataset}: {final} already staged; a run is staged once")
+        shutil.rmtree(final)
+    temporary = final.with_name(final.name + ".tmp")
+    _clear_leftover(temporary)
+    temporary.mkdir(parents=True)
+    return temporary
+
+
 def stage(
     batches: Iterable[pa.RecordBatch],
     contract: Contract,
@@ -77,51 +145,22 @@ def stage(
     ``replace``: a retried task re-stages its run (staged data is derived from raw, never landed).
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     final = layout.staged_dir(contract.dataset, run_id)
-    if final.exists():
-        if not replace:
-            raise StageError(f"{contract.dataset}: {final} already staged; a run is staged once")
-        shutil.rmtree(final)
-    temporary = final.with_name(final.name + ".tmp")
-    _clear_leftover(temporary)
-    temporary.mkdir(parents=True)
+    temporary = _fresh_directory(final, contract.dataset, replace)
     schema = arrow_schema(contract, registry)
-    names: list[str] = []
-    writer: pq.ParquetWriter | None = None
-    rows = rows_in_file = 0
+    parts = _Parts(temporary, schema)
     try:
         # The next batches are built on a thread of their own while this one is encoded and
         # compressed (Arrow writes without the GIL); at most BUILD_AHEAD wait, in order.
         for batch in read_ahead(iter(batches), BUILD_AHEAD, f"scdx-build-{contract.dataset}"):
             if batch.schema != schema:
                 batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-            if writer is None or rows_in_file >= ROWS_PER_FILE:
-                if writer is not None:
-                    writer.close()
-                names.append(f"part-{len(names):05d}.parquet")
-                writer = pq.ParquetWriter(
-                    temporary / names[-1],
-                    schema,
-                    compression="zstd",
-                    use_dictionary=_dictionary_columns(schema),
-                )
-                rows_in_file = 0
-            writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
-            rows += batch.num_rows
-            rows_in_file += batch.num_rows
-        if writer is None:
-            # No rows at all still stages a valid, empty file: validation decides if that is acceptable.
-            names.append("part-00000.parquet")
-            pq.write_table(schema.empty_table(), temporary / names[-1], compression="zstd")
-        else:
-            writer.close()
+            parts.write(batch)
+        parts.finish()
     except BaseException as exc:
         # Normalize failed mid-way: nothing half-written stays behind under staged/.
-        if writer is not None:
-            with contextlib.suppress(OSError):
-                writer.close()
+        parts.abandon()
         shutil.rmtree(temporary, ignore_errors=True)
         if isinstance(exc, OSError):
             raise StageError(f"{contract.dataset}: cannot write {temporary}: {exc.strerror or exc}") from None
@@ -131,8 +170,8 @@ def stage(
         dataset=contract.dataset,
         run_id=run_id,
         directory=final,
-        files=tuple(final / n for n in names),
-        rows=rows,
+        files=tuple(final / n for n in parts.names),
+        rows=parts.rows,
     )
 
 

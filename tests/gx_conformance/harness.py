@@ -577,7 +577,7 @@ class Engines:
     """GX batches of the tables on scdx's DuckDB adapter and, on demand, on GX's own references.
 
     One GX context for every case: each table is a table asset of one datasource per engine, its
-    batch made once. ``duckdb`` goes through :func:`pipelines.stages.validate.duckdb_datasource` (the
+    batch made once. ``duckdb`` goes through :func:`pipelines.stages.gx_suite.duckdb_datasource` (the
     production path); ``sqlite`` is GX's SQLite datasource on the same tables loaded with pandas'
     ``to_sql``; ``pandas`` is GX's pandas datasource on the frames typed by each ``pandas`` schema.
     """
@@ -585,7 +585,7 @@ class Engines:
     def __init__(self, context: Any, workdir: Path, tables: Mapping[str, Table]) -> None:
         import duckdb
 
-        from pipelines.stages.validate import duckdb_datasource
+        from pipelines.stages.gx_suite import duckdb_datasource
 
         self.context = context
         self.workdir = workdir
@@ -637,7 +637,7 @@ class Engines:
 
     def close(self) -> None:
         """Dispose of every engine's connections and GX's global reference to the context."""
-        from pipelines.stages.validate import release
+        from pipelines.stages.gx_suite import release
 
         for name, source in self.datasources.items():
             if name != "pandas":
