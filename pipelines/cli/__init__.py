@@ -7,9 +7,9 @@ import os
 import signal
 import sys
 
-# The command modules register their commands on the app when imported.
-from pipelines.cli import explore, pipeline, releases  # noqa: F401
-from pipelines.cli.app import app, err_console
+# The command modules register their commands on the app when imported, in the order of the help.
+from pipelines.cli import explore, operate, pipeline, query, releases  # noqa: F401
+from pipelines.cli.app import app, err_console, say
 from pipelines.common.errors import ScdxError
 from pipelines.store.runs import RunInterrupted
 
@@ -35,7 +35,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app()
+        app()  # typer reports bad usage of options and arguments itself (exit code 2)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -47,10 +47,10 @@ def main() -> None:
         code = exc.exit_code
     except ScdxError as exc:
         # The one place scdx's errors become exit codes: one line, never a traceback.
-        err_console.print(f"scdx: {exc}", highlight=False, markup=False)
+        say(f"scdx: {exc}", err=True)
         code = exc.exit_code
     except OSError as exc:  # the machine said no (a full disk, a read-only directory)
-        err_console.print(f"scdx: {exc}", highlight=False, markup=False)
+        say(f"scdx: {exc}", err=True)
         code = 1
     logging.shutdown()
     sys.stdout.flush()
