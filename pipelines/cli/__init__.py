@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import sys
 
-# The command modules register their commands on the app when imported, in the order of the help.
-from pipelines.cli import explore, operate, pipeline, query, releases  # noqa: F401
 from pipelines.cli.app import app, err_console, say
 from pipelines.common.errors import ScdxError
 from pipelines.store.runs import RunInterrupted
 
 __all__ = ["app", "main"]
+
+# The command modules register their commands on the app when imported; the help lists its panels
+# (running the pipeline, querying and exploring, operating) in the order of these imports.
+for _module in ("pipeline", "query", "explore", "operate", "releases"):
+    importlib.import_module(f"pipelines.cli.{_module}")
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -20,9 +23,11 @@ from pipelines.cli.app import (
     cli_settings,
     console,
     say,
+    setup_logging,
     tier_name,
 )
 from pipelines.common.errors import UsageError
+from pipelines.common.settings import load_settings
 
 
 def short_url(url: str | None) -> str:
@@ -52,7 +57,8 @@ def _lineage_table(rows: list[dict[str, Any]]) -> Table:
     table.add_column("table / run", no_wrap=True)
     table.add_column("file", no_wrap=True, overflow="ellipsis", max_width=28)
     table.add_column("sha256", no_wrap=True)
-    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=36)
+    # The other columns take about 104 characters; the source has the rest, 36 at least.
+    table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=max(36, console.width - 104))
     table.add_column("fetched", no_wrap=True)
     current: tuple[str, str] | None = None
     for r in rows:
@@ -158,3 +164,27 @@ def runs(
             f"{row['run_id']}  {row['dataset']:<24} {row['status']:<11} "
             f"{row['rows_published'] or 0:>10,} rows{release}{error}"
         )
+
+
+@app.command("replay-server", rich_help_panel=OPERATE)
+def replay_server(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
+    recordings: Annotated[Path | None, typer.Option(help="Recordings directory.")] = None,
+) -> None:
+    """Serve the recorded agency responses on 127.0.0.1 with each agency's query semantics."""
+    from pipelines.replay.server import ReplayServer
+
+    setup_logging(False)
+    settings = load_settings()
+    server = ReplayServer(recordings or settings.recordings_dir, port=port)
+    console.print(
+        f"replay server on {server.url} (endpoints: {', '.join(sorted(server.routes))})", highlight=False
+    )
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -16,7 +14,6 @@ from rich.table import Table
 
 from pipelines.cli.app import (
     OK_STATUSES,
-    OPERATE,
     PIPELINE,
     AllowShrinkOption,
     DataDirOption,
@@ -29,10 +26,9 @@ from pipelines.cli.app import (
     err_console,
     setup_logging,
 )
-from pipelines.cli.query import run_query
 from pipelines.common.errors import ScdxError, UsageError
 from pipelines.common.redact import redact_text
-from pipelines.common.settings import Settings, load_settings
+from pipelines.common.settings import Settings
 from pipelines.sources.window import Window, parse_month
 from pipelines.store.runs import RunRecord
 
@@ -305,6 +301,8 @@ def demo(
     if failed:
         raise typer.Exit(1)
     _print_marts(settings, runs)
+    from pipelines.cli.query import run_query
+
     for sql in (EXAMPLE_QUERY, SCORECARD_QUERY, CHAPTER_CONCENTRATION_QUERY):
         console.print(f"[cyan]{sql}[/cyan]", highlight=False)
         run_query(settings, sql)
@@ -331,27 +329,3 @@ def _ingest_hand_downloads(settings: Settings) -> list[RunRecord]:
             run = start_run(contract)
             runs.append(_recorded(run, partial(ingest_file, contract, registry, settings, path, run=run)))
     return runs
-
-
-@app.command("replay-server", rich_help_panel=OPERATE)
-def replay_server(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
-    recordings: Annotated[Path | None, typer.Option(help="Recordings directory.")] = None,
-) -> None:
-    """Serve the recorded agency responses on 127.0.0.1 with each agency's query semantics."""
-    from pipelines.replay.server import ReplayServer
-
-    setup_logging(False)
-    settings = load_settings()
-    server = ReplayServer(recordings or settings.recordings_dir, port=port)
-    console.print(
-        f"replay server on {server.url} (endpoints: {', '.join(sorted(server.routes))})", highlight=False
-    )
-    sys.stdout.flush()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.stop()

@@ -21,8 +21,6 @@ from rich.table import Table
 from pipelines.cli.app import EXPLORE, DataDirOption, app, cli_settings, console, say
 from pipelines.common.errors import UsageError
 from pipelines.common.settings import Settings
-from pipelines.store.layout import Layout
-from pipelines.store.tiers import open_public
 
 TABLE_ROWS = 50
 # Statements that only read: DESCRIBE, SHOW, SUMMARIZE, VALUES and FROM-first queries parse as SELECT.
@@ -142,6 +140,9 @@ def run_query(
     title: str | None = None,
 ) -> None:
     """Run one read-only statement against the current public release and print or write it."""
+    from pipelines.store.layout import Layout
+    from pipelines.store.tiers import open_public  # with the catalog's SQLAlchemy: only when needed
+
     statement = _statement(sql)
     layout = Layout(settings.data_dir)
     if not layout.public_db.exists():
