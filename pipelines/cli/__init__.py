@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import sys
 
-# The command modules register their commands on the app when imported.
-from pipelines.cli import explore, pipeline, releases  # noqa: F401
-from pipelines.cli.app import app, err_console
+from pipelines.cli.app import app, err_console, say
 from pipelines.common.errors import ScdxError
 from pipelines.store.runs import RunInterrupted
 
 __all__ = ["app", "main"]
+
+# The command modules register their commands on the app when imported; the help lists its panels
+# (running the pipeline, querying and exploring, operating) in the order of these imports.
+for _module in ("pipeline", "query", "explore", "operate", "releases"):
+    importlib.import_module(f"pipelines.cli.{_module}")
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -35,7 +39,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app()
+        app()  # typer reports bad usage of options and arguments itself (exit code 2)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -47,10 +51,10 @@ def main() -> None:
         code = exc.exit_code
     except ScdxError as exc:
         # The one place scdx's errors become exit codes: one line, never a traceback.
-        err_console.print(f"scdx: {exc}", highlight=False, markup=False)
+        say(f"scdx: {exc}", err=True)
         code = exc.exit_code
     except OSError as exc:  # the machine said no (a full disk, a read-only directory)
-        err_console.print(f"scdx: {exc}", highlight=False, markup=False)
+        say(f"scdx: {exc}", err=True)
         code = 1
     logging.shutdown()
     sys.stdout.flush()

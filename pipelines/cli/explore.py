@@ -1,125 +1,106 @@
-"""``scdx query``, ``datasets``, ``docs``, ``runs``, ``lineage``, ``freshness``, ``contracts check``, ``airflow-pools``: looking at what is there."""
+"""``scdx datasets``, ``docs``, ``contracts check``, ``airflow-pools``: what the contracts say."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-# A run that found no data in its window (months not yet released) is not a failure.
 from pipelines.cli.app import (
+    EXPLORE,
+    OPERATE,
     DataDirOption,
-    RestrictedOption,
     app,
     cli_registry,
     cli_settings,
     console,
-    err_console,
-    print_query,
-    tier_name,
+    say,
 )
-from pipelines.common.errors import ScdxError
+from pipelines.common.errors import UsageError
 from pipelines.common.settings import load_settings
+from pipelines.contracts import Contract
+
+_EVERY = {"*"}
 
 
-@app.command("airflow-pools")
-def airflow_pools_command(
-    out: Annotated[Path | None, typer.Option(help="Write the JSON here (default: print it).")] = None,
-) -> None:
-    """The Airflow pools the DAGs use, for `airflow pools import FILE`."""
-    import json
-
-    from pipelines.orchestration.tasks import airflow_pools
-
-    text = json.dumps(airflow_pools(cli_registry(load_settings())), indent=2)
-    if out is None:
-        print(text)
-    else:
-        out.write_text(text + "\n")
-        console.print(f"pools written to {out}; load them with: airflow pools import {out}", highlight=False)
+def cadence(schedule: str) -> str:
+    """A contract's cron schedule in words ("daily 06:30 UTC"); other forms as written."""
+    fields = schedule.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()):
+        return schedule.removeprefix("@")
+    minute, hour, day, month, weekday = fields
+    at = f"{int(hour):02d}:{int(minute):02d} UTC"
+    if {day, month, weekday} == _EVERY:
+        return f"daily {at}"
+    if day.isdigit() and {month, weekday} == _EVERY:
+        return f"monthly, day {int(day)}, {at}"
+    return schedule
 
 
-@app.command()
-def freshness(data_dir: DataDirOption = None) -> None:
-    """Each dataset's data age against its contract's freshness SLA (late ones in red)."""
-    from datetime import date as date_type
-
-    from pipelines.orchestration.freshness import check_freshness
-    from pipelines.store.layout import Layout
-
-    settings = cli_settings(data_dir, live=False, replay_url=None)
-    registry = cli_registry(settings)
-    today = date_type.today()
-    for contract in sorted(registry.contracts.values(), key=lambda c: c.dataset):
-        report = check_freshness(contract, Layout(settings.data_dir), today)
-        console.print(("[red]" if report.late else "") + report.describe(), highlight=False)
-
-
-@app.command()
-def query(
-    sql: Annotated[str, typer.Argument(help="SQL to run read-only against the public database.")],
-    data_dir: DataDirOption = None,
-) -> None:
-    """Run a read-only SQL query against the current published version."""
-    settings = cli_settings(data_dir, live=False, replay_url=None)
-    print_query(settings, sql)
+def _row(c: Contract) -> dict[str, object]:
+    return {
+        "dataset": c.dataset,
+        "version": c.version,
+        "title": c.title,
+        "agency": c.provider.agency,
+        "steward": c.provider.steward,
+        "classification": c.classification,
+        "allowed_use": c.allowed_use,
+        "license": c.license,
+        "schedule": c.schedule,
+        "cadence": cadence(c.schedule),
+        "freshness_days": c.freshness.max_age_days if c.freshness else None,
+        "retention_raw": c.retention.raw,
+        "retention_curated": c.retention.curated,
+    }
 
 
-@app.command()
+def _print_contract(contract: Contract, schemas_dir: Path, as_json: bool) -> None:
+    if as_json:
+        say(json.dumps(contract.model_dump(mode="json"), indent=2))
+        return
+    sys.stdout.write((schemas_dir / f"{contract.dataset}.yaml").read_text(encoding="utf-8"))
+
+
+@app.command(rich_help_panel=EXPLORE)
 def datasets(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata as JSON.")] = False,
+    name: Annotated[str | None, typer.Argument(help="One dataset: print its whole contract.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON, with every data-sharing field.")] = False,
 ) -> None:
-    """List the datasets with their data-sharing metadata (provider, steward, terms, cadence)."""
-    import json
+    """The datasets, one line each: name, title, agency, classification, cadence, freshness SLA.
 
+    With a NAME, that dataset's whole contract (the YAML file, or the loaded contract with --json)."""
     settings = load_settings()
     registry = cli_registry(settings)
-    rows = [
-        {
-            "dataset": c.dataset,
-            "version": c.version,
-            "agency": c.provider.agency,
-            "steward": c.provider.steward,
-            "classification": c.classification,
-            "allowed_use": c.allowed_use,
-            "license": c.license,
-            "schedule": c.schedule,
-            "freshness_days": c.freshness.max_age_days if c.freshness else None,
-            "retention_raw": c.retention.raw,
-            "retention_curated": c.retention.curated,
-            "title": c.title,
-        }
-        for c in sorted(registry.contracts.values(), key=lambda c: c.dataset)
-    ]
-    if as_json:
-        console.print_json(json.dumps(rows))
+    if name is not None:
+        _print_contract(registry.get(name), settings.schemas_dir, as_json)
         return
-    table = Table(title=f"contracts in {settings.schemas_dir}", show_lines=True)
-    for column in (
-        "dataset",
-        "provider / steward",
-        "classification",
-        "allowed use / license",
-        "cadence / freshness",
-        "retention",
-    ):
-        table.add_column(column)
+    rows = [_row(c) for c in sorted(registry.contracts.values(), key=lambda c: c.dataset)]
+    if as_json:
+        say(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=True)
+    widest = max(len(str(r["dataset"])) for r in rows)
+    # One line per dataset: its name in full; the title takes what the terminal leaves, shortened.
+    table.add_column("dataset", no_wrap=True, min_width=widest)
+    table.add_column("title", no_wrap=True, overflow="ellipsis", ratio=1, min_width=12)
+    table.add_column("agency", no_wrap=True, overflow="ellipsis", max_width=20)
+    for column in ("classification", "cadence", "freshness"):
+        table.add_column(column, no_wrap=True)
     for r in rows:
         freshness = f"{r['freshness_days']} days" if r["freshness_days"] else "no SLA"
         table.add_row(
-            f"{r['dataset']}\nv{r['version']}",
-            f"{r['agency']}\n{r['steward']}",
-            str(r["classification"]),
-            f"{r['allowed_use']}\n{r['license']}",
-            f"{r['schedule']}\n{freshness}",
-            f"raw: {r['retention_raw']}\ncurated: {r['retention_curated']}",
-        )
+            str(r["dataset"]), str(r["title"]), str(r["agency"]), str(r["classification"]),
+            str(r["cadence"]), freshness,
+        )  # fmt: skip
     console.print(table)
 
 
-@app.command()
+@app.command(rich_help_panel=EXPLORE)
 def docs(
     out: Annotated[
         Path | None, typer.Option(help="Output directory (default $SCDX_DATA_DIR/catalog).")
@@ -130,74 +111,16 @@ def docs(
     from pipelines.dictionary import write_catalog
     from pipelines.store.layout import Layout
 
-    settings = cli_settings(data_dir, live=False, replay_url=None)
-    index = write_catalog(
-        cli_registry(settings), Layout(settings.data_dir), out or settings.data_dir / "catalog"
-    )
-    console.print(f"data dictionary written: {index}", highlight=False)
-
-
-@app.command()
-def runs(
-    dataset: Annotated[str | None, typer.Argument(help="Only this dataset's runs.")] = None,
-    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 20,
-    data_dir: DataDirOption = None,
-) -> None:
-    """The run history (from the operational catalog): every run, whether it published or not."""
-    from pipelines.store.layout import Layout
-    from pipelines.store.tiers import catalog_of
-
-    settings = cli_settings(data_dir, live=False, replay_url=None)
-    for row in catalog_of(Layout(settings.data_dir)).runs(dataset, status)[:limit]:
-        error = f"  {row['error']}" if row["error"] else ""
-        release = f" release {row['publish_version']}" if row["publish_version"] else ""
-        console.print(
-            f"{row['run_id']}  {row['dataset']:<24} {row['status']:<11} "
-            f"{row['rows_published'] or 0:>10,} rows{release}{error}",
-            highlight=False,
-            soft_wrap=True,
-        )
-
-
-@app.command()
-def lineage(
-    table: Annotated[str, typer.Argument(help="curated.<dataset>, marts.<mart> (or the dataset name)")],
-    data_dir: DataDirOption = None,
-    restricted: RestrictedOption = False,
-) -> None:
-    """The chain from a table back to the agency URLs (without secrets) and raw checksums."""
-    from pipelines.marts.lineage import table_lineage
-    from pipelines.store.layout import Layout
-
-    settings = cli_settings(data_dir, live=False, replay_url=None)
-    try:
-        rows = table_lineage(Layout(settings.data_dir), table, tier_name(restricted))
-    except ScdxError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
-    if not rows:
-        err_console.print(f"[red]no lineage for {table}[/red]")
-        raise typer.Exit(1)
-    console.print(f"[bold]{table}[/bold] as of release {rows[0]['version']}", highlight=False)
-    run = None
-    for r in rows:
-        if r["run_id"] != run:
-            run = r["run_id"]
-            console.print(
-                f"  {r['table_name']} run {run} ({r['run_status']}, started {r['run_started_at']})",
-                highlight=False,
-            )
-        source = f" <- {r['url']} fetched {r['fetched_at']}" if r["kind"] == "raw" else ""
-        console.print(
-            f"    {r['kind']:6} {r['path']} sha256 {r['sha256'][:16]}…{source}",
-            highlight=False,
-            soft_wrap=True,
-        )
+    settings = cli_settings(data_dir, writes=out is None)
+    target = out or settings.data_dir / "catalog"
+    if out is not None and not (out.is_dir() or out.parent.is_dir()):
+        raise UsageError(f"docs: --out {out}: no directory {out.parent}")
+    index = write_catalog(cli_registry(settings), Layout(settings.data_dir), target)
+    say(f"data dictionary written: {index}")
 
 
 contracts_app = typer.Typer(no_args_is_help=True, help="Contract lint and compatibility.")
-app.add_typer(contracts_app, name="contracts")
+app.add_typer(contracts_app, name="contracts", rich_help_panel=OPERATE)
 
 
 @contracts_app.command("check")
@@ -214,12 +137,29 @@ def contracts_check(
     from pipelines.contracts.compatibility import check
 
     schemas_dir = (schemas or load_settings().schemas_dir).resolve()
+    if not schemas_dir.is_dir():
+        raise UsageError(f"contracts check: no schemas directory {schemas_dir}")
     problems = check(schemas_dir, against)  # a contract at the ref that does not load: exit code 2
     for problem in problems:
-        err_console.print(f"[red]✗[/red] {problem}", highlight=False)
+        say(f"✗ {problem}", err=True, style="red")
     if problems:
         raise typer.Exit(1)
     count = len(list(schemas_dir.glob("*.yaml"))) - 1
-    console.print(
-        f"✓ {count} contract(s) in {schemas_dir} pass" + (f", compatible with {against}" if against else "")
-    )
+    say(f"✓ {count} contract(s) in {schemas_dir} pass" + (f", compatible with {against}" if against else ""))
+
+
+@app.command("airflow-pools", rich_help_panel=OPERATE)
+def airflow_pools_command(
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here (default: print it).")] = None,
+) -> None:
+    """The Airflow pools the DAGs use, for `airflow pools import FILE`."""
+    from pipelines.orchestration.tasks import airflow_pools
+
+    text = json.dumps(airflow_pools(cli_registry(load_settings())), indent=2)
+    if out is None:
+        say(text)
+        return
+    if not out.parent.is_dir():
+        raise UsageError(f"airflow-pools: --out {out}: no directory {out.parent}")
+    out.write_text(text + "\n")
+    say(f"pools written to {out}; load them with: airflow pools import {out}")

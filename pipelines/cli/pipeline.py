@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -14,22 +12,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-# A run that found no data in its window (months not yet released) is not a failure.
 from pipelines.cli.app import (
     OK_STATUSES,
+    PIPELINE,
     AllowShrinkOption,
     DataDirOption,
+    VerboseOption,
     app,
     cli_registry,
     cli_settings,
     console,
     err_console,
-    print_query,
     setup_logging,
 )
-from pipelines.common.errors import ScdxError
+from pipelines.common.errors import ScdxError, UsageError
 from pipelines.common.redact import redact_text
-from pipelines.common.settings import Settings, load_settings
+from pipelines.common.settings import Settings
 from pipelines.sources.window import Window, parse_month
 from pipelines.store.runs import RunRecord
 
@@ -134,8 +132,7 @@ def _refresh(
         try:
             endpoint = stack.enter_context(source_endpoints(settings))
         except (TransportError, FileNotFoundError) as exc:
-            err_console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+            raise UsageError(str(exc)) from None
         for contract in contracts:
             run = start_run(contract)
             runs.append(
@@ -161,12 +158,14 @@ def _window(start: str | None, end: str | None) -> Window | None:
     if start is None and end is None:
         return None
     if start is None or end is None:
-        err_console.print("[red]--start and --end go together[/red]")
-        raise typer.Exit(2)
-    return Window(parse_month(start), parse_month(end))
+        raise UsageError("refresh: --start and --end go together")
+    try:
+        return Window(parse_month(start), parse_month(end))
+    except ValueError as exc:
+        raise UsageError(f"refresh: {exc}") from None
 
 
-@app.command()
+@app.command(rich_help_panel=PIPELINE)
 def refresh(
     datasets: Annotated[
         list[str] | None, typer.Argument(help="Datasets to refresh (default: all contracts).")
@@ -185,15 +184,16 @@ def refresh(
         ),
     ] = False,
     allow_shrink: AllowShrinkOption = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run extract -> land -> normalize -> stage -> validate -> publish for each dataset, then the marts.
 
     A dataset whose upstream bytes are identical to its latest published run ends as "unchanged"
     and publishes nothing (--force to publish anyway)."""
+    window = _window(start, end)
     setup_logging(verbose)
-    settings = cli_settings(data_dir, live, replay_url)
-    runs = _refresh(settings, datasets or [], _window(start, end), force, allow_shrink)
+    settings = cli_settings(data_dir, live, replay_url, writes=True)
+    runs = _refresh(settings, datasets or [], window, force, allow_shrink)
     console.print(_summary_table(runs))
     for run in runs:
         if run.status not in OK_STATUSES and run.error:
@@ -203,13 +203,13 @@ def refresh(
         raise typer.Exit(1)
 
 
-@app.command("ingest-file")
+@app.command("ingest-file", rich_help_panel=PIPELINE)
 def ingest_file_command(
     dataset: Annotated[str, typer.Argument(help="Dataset whose contract describes the file.")],
     path: Annotated[Path, typer.Argument(help="A file downloaded from the agency (CSV, JSON ...).")],
     data_dir: DataDirOption = None,
     allow_shrink: AllowShrinkOption = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Land a file in hand and run it through normalize -> stage -> validate -> publish.
 
@@ -219,12 +219,11 @@ def ingest_file_command(
     from pipelines.orchestration.refresh import ingest_file
 
     setup_logging(verbose)
-    settings = cli_settings(data_dir, live=False, replay_url=None)
+    settings = cli_settings(data_dir, writes=True)
     registry = cli_registry(settings)
     contract = registry.get(dataset)
-    if not path.exists():
-        err_console.print(f"[red]{dataset}: no such file {path}[/red]")
-        raise typer.Exit(2)
+    if not path.is_file():
+        raise UsageError(f"{dataset}: no such file {path}")
     run = start_run(contract)
     _recorded(
         run, partial(ingest_file, contract, registry, settings, path, run=run, allow_shrink=allow_shrink)
@@ -276,24 +275,22 @@ def _build_marts(settings: Settings) -> bool:
     return not build.failed
 
 
-@app.command()
-def marts(
-    data_dir: DataDirOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
-) -> None:
+@app.command(rich_help_panel=PIPELINE)
+def marts(data_dir: DataDirOption = None, verbose: VerboseOption = False) -> None:
     """Build the risk marts from the published curated tables, as one new public version."""
     setup_logging(verbose)
-    if not _build_marts(cli_settings(data_dir, live=False, replay_url=None)):
+    if not _build_marts(cli_settings(data_dir, writes=True)):
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(rich_help_panel=PIPELINE)
 def demo(
     data_dir: DataDirOption = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """The nightly refresh of every dataset against the bundled replay server, then a query."""
     setup_logging(verbose)
-    settings = cli_settings(data_dir, live=False, replay_url=None)
+    settings = cli_settings(data_dir, writes=True)
     started = time.monotonic()
     runs = _refresh(settings, [], None)
     runs += _ingest_hand_downloads(settings)
@@ -304,9 +301,11 @@ def demo(
     if failed:
         raise typer.Exit(1)
     _print_marts(settings, runs)
-    print_query(settings, EXAMPLE_QUERY)
-    print_query(settings, SCORECARD_QUERY)
-    print_query(settings, CHAPTER_CONCENTRATION_QUERY)
+    from pipelines.cli.query import run_query
+
+    for sql in (EXAMPLE_QUERY, SCORECARD_QUERY, CHAPTER_CONCENTRATION_QUERY):
+        console.print(f"[cyan]{sql}[/cyan]", highlight=False)
+        run_query(settings, sql)
     console.print(
         f"[dim]demo finished in {time.monotonic() - started:.1f} s; database {settings.data_dir / 'scdx.duckdb'}[/dim]"
     )
@@ -330,27 +329,3 @@ def _ingest_hand_downloads(settings: Settings) -> list[RunRecord]:
             run = start_run(contract)
             runs.append(_recorded(run, partial(ingest_file, contract, registry, settings, path, run=run)))
     return runs
-
-
-@app.command("replay-server")
-def replay_server(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
-    recordings: Annotated[Path | None, typer.Option(help="Recordings directory.")] = None,
-) -> None:
-    """Serve the recorded agency responses on 127.0.0.1 with each agency's query semantics."""
-    from pipelines.replay.server import ReplayServer
-
-    setup_logging(False)
-    settings = load_settings()
-    server = ReplayServer(recordings or settings.recordings_dir, port=port)
-    console.print(
-        f"replay server on {server.url} (endpoints: {', '.join(sorted(server.routes))})", highlight=False
-    )
-    sys.stdout.flush()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.stop()

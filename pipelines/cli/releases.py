@@ -7,20 +7,11 @@ from typing import Annotated
 
 import typer
 
-# A run that found no data in its window (months not yet released) is not a failure.
-from pipelines.cli.app import (
-    DataDirOption,
-    RestrictedOption,
-    app,
-    cli_settings,
-    console,
-    err_console,
-    tier_name,
-)
-from pipelines.common.errors import ScdxError
+from pipelines.cli.app import OPERATE, DataDirOption, RestrictedOption, app, cli_settings, say, tier_name
+from pipelines.common.errors import ScdxError, UsageError
 
 publish_app = typer.Typer(no_args_is_help=True, help="Releases: list, roll back, verify.")
-app.add_typer(publish_app, name="publish")
+app.add_typer(publish_app, name="publish", rich_help_panel=OPERATE)
 
 
 @publish_app.command("list")
@@ -29,14 +20,13 @@ def publish_list(data_dir: DataDirOption = None, restricted: RestrictedOption = 
     from pipelines.store.history import list_publishes
     from pipelines.store.layout import Layout
 
-    settings = cli_settings(data_dir, live=False, replay_url=None)
+    settings = cli_settings(data_dir)
     try:
         releases = list_publishes(Layout(settings.data_dir), tier_name(restricted))
     except ScdxError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        raise UsageError(str(exc)) from None
     if not releases:
-        console.print(f"nothing published yet in the {tier_name(restricted)} tier", highlight=False)
+        say(f"nothing published yet in the {tier_name(restricted)} tier")
         return
     current = releases[0].number
     for r in releases:
@@ -44,11 +34,9 @@ def publish_list(data_dir: DataDirOption = None, restricted: RestrictedOption = 
         changed = ", ".join(t for t in r.changed if not t.startswith("curated.ref_")) or "-"
         runs = ", ".join(r.run_ids) or "-"
         state = "current" if r.number == current else ("kept" if r.kept else "not kept")
-        console.print(
-            f"{r.number:>5}  {r.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}  {kind:<13} {state:<8}  "
-            f"changed: {changed}  runs: {runs}",
-            highlight=False,
-            soft_wrap=True,
+        say(
+            f"{r.number:>5}  {r.created_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}  {kind:<13} {state:<8}  "
+            f"changed: {changed}  runs: {runs}"
         )
 
 
@@ -65,15 +53,11 @@ def publish_rollback(
     from pipelines.store.history import rollback
     from pipelines.store.layout import Layout
 
-    settings = cli_settings(data_dir, live=False, replay_url=None)
-    try:
-        new, restored = rollback(
-            Layout(settings.data_dir), version, tier_name(restricted), settings.keep_versions
-        )
-    except ScdxError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
-    console.print(f"release {new} is current; it restores the tables and marts of release {restored}")
+    settings = cli_settings(data_dir, writes=True)
+    new, restored = rollback(
+        Layout(settings.data_dir), version, tier_name(restricted), settings.keep_versions
+    )
+    say(f"release {new} is current; it restores the tables and marts of release {restored}")
 
 
 @publish_app.command("verify")
@@ -82,17 +66,15 @@ def publish_verify(data_dir: DataDirOption = None, restricted: RestrictedOption 
     from pipelines.store.layout import Layout
     from pipelines.store.tiers import open_store
 
-    settings = cli_settings(data_dir, live=False, replay_url=None)
+    settings = cli_settings(data_dir)
     store = open_store(Layout(settings.data_dir), tier_name(restricted), settings.keep_versions)
     damage = store.verify()
     kept = [r.number for r in store.releases() if r.kept]
     for item in damage:
-        err_console.print(f"[red]release {item.release}: {item.path}: {item.problem}[/red]", highlight=False)
+        say(f"release {item.release}: {item.path}: {item.problem}", err=True, style="red")
     if damage:
         good = sorted(set(kept) - {d.release for d in damage})
         hint = f"`scdx publish rollback {good[-1]}`" if good else "no undamaged release is kept"
-        err_console.print(f"{len(damage)} damaged file(s); restore an undamaged release with {hint}")
+        say(f"{len(damage)} damaged file(s); restore an undamaged release with {hint}", err=True)
         raise typer.Exit(1)
-    console.print(
-        f"{len(kept)} kept release(s) of the {tier_name(restricted)} tier verified", highlight=False
-    )
+    say(f"{len(kept)} kept release(s) of the {tier_name(restricted)} tier verified")

@@ -24,12 +24,13 @@ LINEAGE_COLUMNS = (
 
 
 def source_tables(table: str) -> list[str]:
-    """The curated tables behind ``table`` (``curated.x``, ``marts.y`` or ``x``): itself, or for a
-    mart every curated table it reads, directly or through other marts."""
-    name = table if "." in table else f"curated.{table}"
+    """The curated tables behind ``table`` (``curated.x``, ``marts.y``, or a bare mart or dataset
+    name): itself, or for a mart every curated table it reads, directly or through other marts."""
+    by_name = {m.name: m for m in load_marts()}
+    schema = "marts" if table in by_name else "curated"
+    name = table if "." in table else f"{schema}.{table}"
     if not name.startswith("marts."):
         return [name]
-    by_name = {m.name: m for m in load_marts()}
     pending, sources = [name.removeprefix("marts.")], []
     while pending:
         mart = by_name.get(pending.pop())
