@@ -1,4 +1,4 @@
-"""``scdx query``, ``datasets``, ``docs``, ``runs``, ``lineage``, ``freshness``, ``contracts check``, ``airflow-pools``: looking at what is there."""
+"""``scdx query``, ``datasets``, ``docs``, ``report``, ``runs``, ``lineage``, ``freshness``, ``contracts check``, ``airflow-pools``: looking at what is there."""
 
 from __future__ import annotations
 
@@ -136,6 +136,22 @@ def docs(
         cli_registry(settings), Layout(settings.data_dir), out or settings.data_dir / "catalog"
     )
     console.print(f"data dictionary written: {index}", highlight=False)
+
+
+@app.command()
+def report(
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default $SCDX_DATA_DIR/report).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the risk report of the current release: one self-contained HTML page of charts that
+    opens offline, each with its method, data table and the release and runs it came from."""
+    from pipelines.report import write_report
+
+    settings = cli_settings(data_dir, live=False, replay_url=None)
+    index = write_report(settings, out or settings.data_dir / "report")
+    console.print(f"risk report written: {index}", highlight=False, soft_wrap=True)
 
 
 @app.command()
