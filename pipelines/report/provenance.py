@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# Per dataset: its recordings folder and, where their values are constructed, what is.
+# The datasets whose recordings hold constructed values, and what is constructed.
 CONSTRUCTED = {
     "census_trade_imports": (
         "The trade API responses are built from real China values: the all-countries totals (2 x "
@@ -24,6 +24,7 @@ CONSTRUCTED = {
     "bls_qcew_industry": "BLS's layout and codes; every number is constructed.",
     "faf5_regional_flows": "Every byte is constructed by a seeded generator to the documented FAF5 layout.",
 }
+# Each dataset's recordings folder: its section of recordings/PROVENANCE.md.
 RECORDINGS_FOLDER = {
     "census_trade_imports": "census_intltrade",
     "census_trade_exports": "census_intltrade",
@@ -39,8 +40,9 @@ RECORDINGS_FOLDER = {
 
 @dataclass(frozen=True)
 class Provenance:
-    """How a dataset's current rows were obtained: ``live`` (from the agency), ``recorded`` (real
-    values replayed from the recordings) or ``constructed`` (constructed recordings)."""
+    """How a dataset's current rows were obtained: ``agency`` (from the agency, or a file downloaded
+    from it), ``recorded`` (real values replayed from the recordings) or ``constructed`` (from
+    recordings whose values were constructed)."""
 
     dataset: str
     kind: str
@@ -57,7 +59,7 @@ def provenance_of(dataset: str, from_recordings: bool) -> Provenance:
     """A dataset's provenance, given whether its current rows came from the bundled recordings."""
     folder = RECORDINGS_FOLDER.get(dataset)
     if not from_recordings:
-        return Provenance(dataset, "live", "fetched from the agency", None)
+        return Provenance(dataset, "agency", "fetched from the agency", None)
     if dataset in CONSTRUCTED:
         return Provenance(dataset, "constructed", CONSTRUCTED[dataset], folder)
     return Provenance(dataset, "recorded", "real agency values, replayed from the recordings", folder)
