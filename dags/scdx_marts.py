@@ -1,7 +1,9 @@
-"""``publish_marts``: rebuild the risk marts whenever a dataset they read publishes a new version.
+"""``publish_marts``: rebuild the risk marts whenever a dataset they read publishes a new version,
+then refresh the risk report (``scdx report``) from the release that holds them.
 
 Scheduled on the Assets of the datasets the marts read (data-aware scheduling: any of them
-updating triggers a build); runs in the one-slot publish pool; emits ``scdx://marts``.
+updating triggers a build); the build runs in the one-slot publish pool and emits ``scdx://marts``;
+the report only reads the release, so it runs outside that pool.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ _inputs = [
     tags=["scdx", "marts", "public"],
     doc_md=(
         "### Risk marts\n\nRebuilds every mart in `pipelines/marts/*.sql` whose inputs are published, as one new "
-        f"public version. Inputs: {', '.join(f'`curated.{d}`' for d in _inputs)}."
+        f"public version, then refreshes the risk report (`$SCDX_DATA_DIR/report/index.html`). Inputs: "
+        f"{', '.join(f'`curated.{d}`' for d in _inputs)}."
     ),
     default_args={
         "owner": "scdx",
@@ -56,7 +59,13 @@ def publish_marts() -> None:
         result = build(Layout(settings.data_dir), settings.keep_versions)
         return {"version": result.version, "built": result.built, "skipped": result.skipped}
 
-    build_marts()
+    @task
+    def refresh_report(built: dict[str, Any]) -> dict[str, Any]:
+        from pipelines.orchestration import tasks
+
+        return {**tasks.refresh_report(), "version": built["version"]}
+
+    refresh_report(build_marts())
 
 
 publish_marts()

@@ -146,7 +146,9 @@ def test_dagbag_loads_every_dag_file_without_import_errors_and_dags_follow_polic
     }
     assert all(timeout == "2:00:00" for timeout in ingest["timeouts"])
     marts = dags["publish_marts"]
-    assert marts["tasks"] == ["build_marts"] and marts["pools"] == {"build_marts": "scdx_publish"}
+    # The report is refreshed after the marts are published; it only reads, outside the publish pool.
+    assert marts["tasks"] == ["build_marts", "refresh_report"]
+    assert marts["pools"] == {"build_marts": "scdx_publish", "refresh_report": "default_pool"}
     assert "scdx://curated/census_trade_imports" in marts["schedule"]
 
 
@@ -158,7 +160,7 @@ def test_parsing_the_dag_files_imports_no_pipeline_stage_or_heavy_library(
         import json, runpy, sys
         for path in {sorted(str(p) for p in DAGS.glob("*.py"))!r}:
             runpy.run_path(path)
-        heavy = ["pyarrow", "duckdb", "great_expectations", "pipelines.orchestration.refresh", "pipelines.orchestration.tasks", "pipelines.stages.publish"]
+        heavy = ["pyarrow", "duckdb", "great_expectations", "altair", "vl_convert", "pipelines.orchestration.refresh", "pipelines.orchestration.tasks", "pipelines.stages.publish", "pipelines.report"]
         print(json.dumps({{"loaded": [m for m in heavy if m in sys.modules]}}))
         """,
         airflow_env,
@@ -190,6 +192,28 @@ def test_dag_test_runs_the_ingest_end_to_end_and_leaves_the_curated_table_popula
         assert con.execute("SELECT status, rows_published FROM meta.runs").fetchall() == [("published", 2405)]
     leaking = [p for p in data_dir.rglob("*") if p.is_file() and TEST_API_KEY.encode() in p.read_bytes()]
     assert leaking == []
+
+
+def test_publish_marts_builds_the_marts_then_refreshes_the_risk_report_of_that_release(
+    airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    with ReplayServer(RECORDINGS) as replay:
+        env = {**airflow_env, "SCDX_DATA_DIR": str(data_dir), "SCDX_REPLAY_URL": replay.url}
+        ingest = run_dag_test("ingest_census_trade_imports", date(2026, 4, 20), env)
+        assert ingest.returncode == 0, ingest.stderr[-3000:]
+        result = run_dag_test("publish_marts", date(2026, 4, 20), env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = _last_json(result.stdout)
+    assert outcome["state"] == "success"
+    assert outcome["tasks"] == {"build_marts": "success", "refresh_report": "success"}
+    with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
+        (version,) = con.execute("SELECT max(version) FROM meta.publishes").fetchone() or (None,)
+    page = (data_dir / "report" / "index.html").read_text()
+    # Only the imports are published: their chart is drawn, the others say what is missing.
+    assert f"Release <strong>{version}</strong>" in page
+    assert 'data-chart="import_concentration"' in page
+    assert "marts.workforce_capacity is not published yet" in page
 
 
 def test_a_late_dataset_publishes_then_fails_its_freshness_check_naming_age_and_sla(

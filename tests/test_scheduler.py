@@ -85,6 +85,8 @@ def test_triggered_ingest_publishes_and_its_asset_event_builds_the_marts(
     assert marts_run["state"] == "success"
     with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM marts.import_concentration").fetchone()[0] > 0  # type: ignore[index]
+    # The marts run ends by refreshing the risk report of the release it built.
+    assert "import_concentration" in (data_dir / "report" / "index.html").read_text()
 
 
 @pytest.mark.timeout(1200)  # two backfills of three runs each, on two shared cores

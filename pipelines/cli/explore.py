@@ -1,4 +1,4 @@
-"""``scdx datasets``, ``docs``, ``contracts check``, ``airflow-pools``: what the contracts say."""
+"""``scdx datasets``, ``docs``, ``report``, ``contracts check``, ``airflow-pools``: what the contracts say."""
 
 from __future__ import annotations
 
@@ -117,6 +117,23 @@ def docs(
         raise UsageError(f"docs: --out {out}: no directory {out.parent}")
     index = write_catalog(cli_registry(settings), Layout(settings.data_dir), target)
     say(f"data dictionary written: {index}")
+
+
+@app.command(rich_help_panel=EXPLORE)
+def report(
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default $SCDX_DATA_DIR/report).")
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write the risk report of the current release: one self-contained HTML page of charts that
+    opens offline, each with its method, data table and the release and runs it came from."""
+    from pipelines.report import write_report
+
+    settings = cli_settings(data_dir, writes=out is None)
+    if out is not None and not (out.is_dir() or out.parent.is_dir()):
+        raise UsageError(f"report: --out {out}: no directory {out.parent}")
+    say(f"risk report written: {write_report(settings, out or settings.data_dir / 'report')}")
 
 
 contracts_app = typer.Typer(no_args_is_help=True, help="Contract lint and compatibility.")

@@ -1,4 +1,4 @@
-"""The bodies of the Airflow ingest tasks, callable (and tested) without Airflow.
+"""The bodies of the Airflow tasks (the ingest steps, the report after the marts), callable (and tested) without Airflow.
 
 Each task gets the run record of the previous one (a small JSON dict, via XCom), does one step
 of pipelines.orchestration.refresh and returns the updated record. Paths are derived from the dataset and run
@@ -107,6 +107,16 @@ def check_freshness(dataset: str, as_of: date) -> dict[str, Any]:
         "message": report.describe(),
         "age_days": report.age_days,
     }
+
+
+def refresh_report() -> dict[str, Any]:
+    """Write the risk report of the current public release where `scdx report` writes it
+    (``$SCDX_DATA_DIR/report/index.html``); returns its path."""
+    from pipelines.report import write_report
+
+    settings = load_settings()
+    index = write_report(settings, settings.data_dir / "report")
+    return {"report": str(index)}
 
 
 def airflow_pools(registry: Registry) -> dict[str, dict[str, Any]]:

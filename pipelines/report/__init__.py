@@ -1,0 +1,141 @@
+"""``scdx report``: the risk report of the current release as one static, self-contained HTML page.
+
+Every chart is rendered to inline SVG when the report is written (altair and vl-convert), so the
+page opens offline, runs no script and loads nothing: no CDN, no font, no image file. Each chart
+comes with its method, its data table, the release and runs it was drawn from, and a
+"constructed" mark on every dataset whose values come from constructed recordings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from pipelines.common.errors import ScdxError
+from pipelines.common.settings import Settings
+from pipelines.report import charts_flows, charts_risk
+from pipelines.report.figure import Figure, cell, mark_count, render_svg
+from pipelines.report.provenance import provenance_notes
+from pipelines.report.release import (
+    DatasetRuns,
+    Release,
+    TableRelease,
+    current_release,
+    dataset_runs,
+    datasets_behind,
+    table_releases,
+)
+from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_public
+
+__all__ = ["CHARTS", "ReportError", "write_report"]
+
+Chart = Callable[[duckdb.DuckDBPyConnection], Figure]
+
+# The report's charts in page order, each with the tables it needs in the release.
+CHARTS: tuple[tuple[Chart, tuple[str, ...]], ...] = (
+    (charts_risk.scorecard, ("marts.supply_chain_scorecard",)),
+    (charts_risk.import_concentration, ("marts.import_concentration",)),
+    (charts_risk.world_production, ("curated.usgs_mineral_production", "curated.ref_feoc_countries")),
+    (charts_flows.freight_modes, ("marts.freight_exposure",)),
+    (charts_flows.border_ports, ("marts.freight_exposure_border_ports",)),
+    (charts_flows.workforce, ("marts.workforce_capacity",)),
+)
+
+
+class ReportError(ScdxError):
+    """The report cannot be written (nothing is published yet)."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A chart as the page shows it: drawn (figure, SVG, sources) or missing from the release."""
+
+    key: str
+    title: str
+    figure: Figure | None = None
+    svg: str = ""
+    marks: int = 0
+    tables: tuple[TableRelease, ...] = ()
+    datasets: tuple[DatasetRuns, ...] = ()
+    mart_methods: tuple[tuple[str, str], ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+def _tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        f"{schema}.{name}"
+        for schema, name in con.execute("SELECT schema_name, view_name FROM duckdb_views()").fetchall()
+    }
+
+
+def _mart_methods(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for table in tables:
+        schema, _, name = table.partition(".")
+        row = con.execute(
+            "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [schema, name]
+        ).fetchone()
+        if schema == "marts" and row and row[0]:
+            out.append((table, str(row[0])))
+    return tuple(out)
+
+
+def _section(
+    con: duckdb.DuckDBPyConnection, chart: Chart, needs: tuple[str, ...], release: Release, settings: Settings
+) -> Section:
+    key = chart.__name__
+    missing = tuple(t for t in needs if t not in _tables_present(con))
+    if missing:
+        return Section(key, (chart.__doc__ or key).strip().splitlines()[0], missing=missing)
+    figure = chart(con)
+    svg = render_svg(figure.chart)
+    runs = tuple(
+        dataset_runs(con, d, release.version, settings.recordings_dir) for d in datasets_behind(figure.reads)
+    )
+    return Section(
+        key=figure.key,
+        title=figure.title,
+        figure=figure,
+        svg=svg,
+        marks=mark_count(svg),
+        tables=tuple(table_releases(con, figure.reads)),
+        datasets=runs,
+        mart_methods=_mart_methods(con, figure.reads),
+    )
+
+
+def write_report(settings: Settings, out_dir: Path) -> Path:
+    """Write the report of the current public release to ``out_dir/index.html``; returns its path.
+
+    Raises ReportError when nothing is published yet in the data directory.
+    """
+    layout = Layout(settings.data_dir)
+    if not layout.public_db.exists():
+        raise ReportError(
+            f"nothing published yet in {settings.data_dir}: run `scdx refresh` (or `scdx demo`) first"
+        )
+    with open_public(layout) as con:
+        release = current_release(con)
+        sections = [_section(con, chart, needs, release, settings) for chart, needs in CHARTS]
+    folders = {r.provenance.folder for s in sections for r in s.datasets if r.provenance.folder}
+    env = Environment(
+        loader=PackageLoader("pipelines.report", "templates"), autoescape=select_autoescape(["html"])
+    )
+    env.filters["cell"] = cell
+    page = env.get_template("report.html").render(
+        release=release,
+        sections=sections,
+        notes=provenance_notes(settings.recordings_dir, folders),
+        data_dir=settings.data_dir,
+        generated_at=datetime.now(UTC).replace(microsecond=0),
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = out_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
