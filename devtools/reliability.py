@@ -711,10 +711,10 @@ def corpus_cases(cat: Catalogue) -> Iterator[Outcome]:
     dataset holding its recorded payload published: a refusal must leave every table and mart's
     checksum as it was, a read or stored case must lose no row, and no case may write outside."""
     from devtools.input_corpus import DATASETS, base_file, corpus
+    from devtools.release_checks import checksums
     from pipelines.orchestration.guards import start_run
     from pipelines.orchestration.refresh import ingest_file
     from pipelines.store.tiers import open_public
-    from tests.store_helpers import checksums
 
     root = cat.workdir / "corpus"
     outside = root / "outside"

@@ -37,6 +37,7 @@ from devtools.input_corpus import (
     base_file,
     corpus,
 )
+from devtools.release_checks import checksums
 from pipelines.common.settings import Settings
 from pipelines.contracts import Registry
 from pipelines.orchestration.guards import start_run
@@ -49,7 +50,6 @@ from pipelines.store.runs import RunRecord
 from pipelines.store.tiers import open_public
 
 from .conftest import AS_OF, RECORDINGS, SCHEMAS
-from .store_helpers import checksums
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 REFUSED = ("failed", "quarantined", "blocked")
