@@ -17,6 +17,7 @@ HTTP faults go through the replay server's fault plan; crashes through ``SCDX_FA
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -702,6 +703,68 @@ def concurrency_cases(cat: Catalogue) -> Iterator[Outcome]:
     yield outcome
 
 
+# --- malformed and hostile files in hand (devtools/input_corpus.py) ----------------------------------
+
+
+def corpus_cases(cat: Catalogue) -> Iterator[Outcome]:
+    """Every dataset's corpus through ``scdx ingest-file``'s function, in one data directory per
+    dataset holding its recorded payload published: a refusal must leave every table and mart's
+    checksum as it was, a read or stored case must lose no row, and no case may write outside."""
+    from devtools.input_corpus import DATASETS, base_file, corpus
+    from devtools.release_checks import checksums
+    from pipelines.orchestration.guards import start_run
+    from pipelines.orchestration.refresh import ingest_file
+    from pipelines.store.tiers import open_public
+
+    root = cat.workdir / "corpus"
+    outside = root / "outside"
+    outside.mkdir(parents=True)
+    for recorded in DATASETS:
+        settings = cat.settings(root / recorded.dataset / "data")
+        settings.data_dir.mkdir(parents=True)
+        contract = cat.registry.get(recorded.dataset)
+        ingest_file(contract, cat.registry, settings, base_file(recorded, root / "work"))
+        for case in corpus(outside, root / "work", (recorded.dataset,)):
+            path = case.write(root / "cases" / case.id)
+            with open_public(Layout(settings.data_dir)) as con:
+                before = checksums(con)
+            run = start_run(contract)
+            # A refused run is recorded before it raises; the record says how it ended.
+            with contextlib.suppress(ValueError, RuntimeError, OSError):
+                ingest_file(contract, cat.registry, settings, path, run=run)
+            with open_public(Layout(settings.data_dir)) as con:
+                after = checksums(con)
+            table = f"curated.{recorded.dataset}"
+            outcome = Outcome(
+                f"{recorded.dataset}: {case.name}",
+                case.category,
+                case.injected,
+                1,
+                "fails cleanly" if case.outcome == "refused" else "survives",
+            )
+            outcome.rows_lost = max(0, before[table][0] - after.get(table, (0, 0))[0])
+            escaped = any(outside.iterdir())
+            if case.outcome == "refused":
+                named = all(n in (run.error or "") for n in case.names)
+                outcome.failed_cleanly = run.status in ("failed", "quarantined", "blocked") and named
+                outcome.partial_publish = after != before
+                outcome.failed_cleanly = outcome.failed_cleanly and not outcome.partial_publish
+                outcome.notes = f"refused ({run.status}): {_first_line(run.error or '', path)}"
+            else:
+                outcome.survived = run.status in ("published", "unchanged")
+                outcome.notes = f"{case.outcome.replace('_', ' ')} ({run.status})"
+            if escaped:
+                outcome.leftovers = [str(p) for p in outside.iterdir()]
+            yield outcome
+
+
+def _first_line(error: str, path: Path) -> str:
+    """The refusal as a reader needs it: without the run's own paths and ids."""
+    text = error.replace(str(path.parent) + "/", "").replace("\n", " ")
+    text = re.sub(r"/\S*/(raw|quarantine)/\S*/\d{8}T\d{6}Z-[0-9a-f]{6}/?", "", text)
+    return text[:140]
+
+
 # --- running and reporting ----------------------------------------------------------------------
 
 SUITES: tuple[Callable[[Catalogue], Iterator[Outcome]], ...] = (
@@ -710,6 +773,7 @@ SUITES: tuple[Callable[[Catalogue], Iterator[Outcome]], ...] = (
     retry_cases,
     input_cases,
     concurrency_cases,
+    corpus_cases,
 )
 
 
@@ -750,6 +814,12 @@ def render_report(outcomes: list[Outcome]) -> str:
         "baseline (failed cleanly) or the uninterrupted result (survived), never in between; the version",
         "readers open stays complete; the error names the dataset and the URL or file; no API key is in",
         "any file; nothing temporary is left after the next run.",
+        "",
+        "The *input format* and *hostile input* cases (devtools/input_corpus.py; tests/test_input_corpus.py",
+        "runs them one by one, also through the `scdx` CLI and the replay server) hand each dataset a file",
+        "made from its own recorded payload, in a data directory where that payload is published: a",
+        "refused file must fail naming what the case says and leave every table's and mart's checksum as",
+        "it was; a read or stored one must lose no row; none may write outside the data directory.",
         "",
         "| category | case | injected | times | expected | outcome | rows lost | partial publish | key leaked | notes |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -80,21 +80,6 @@ def whole(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | str:
     return int(low), int(count)
 
 
-def checksums(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
-    """Every curated table and mart of a release: (rows, an order-free sum of row hashes)."""
-    names = con.execute(
-        "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE schema_name IN ('curated', 'marts') "
-        "AND NOT internal ORDER BY 1"
-    ).fetchall()
-    out = {}
-    for (name,) in names:
-        rows, digest = con.execute(
-            f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {name} AS t"
-        ).fetchone() or (0, 0)
-        out[name] = (int(rows), int(digest))
-    return out
-
-
 def read_loop(data_dir: Path, opens: int, report: Path, ready: Path) -> None:
     """Open the tier's path ``opens`` times, each time checking that it is one whole release."""
     link = Layout(data_dir).store("public").link

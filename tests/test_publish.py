@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from devtools.release_checks import checksums
 from pipelines.common.faults import FAULT_ENV
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
@@ -32,7 +33,6 @@ from pipelines.store.locks import file_lock
 from pipelines.store.tiers import open_public, open_store
 
 from .conftest import catalog_runs
-from .store_helpers import checksums
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 Q1_2026 = Window(date(2026, 1, 1), date(2026, 3, 1))

@@ -19,7 +19,15 @@ def test_every_fault_case_holds_and_the_published_report_is_current(tmp_path: Pa
     outcomes = run_catalogue(tmp_path)
     not_holding = [(o.case, o.notes, o.leftovers) for o in outcomes if not o.passed]
     assert not_holding == []
-    assert {o.category for o in outcomes} == {"HTTP", "crash", "retry", "bad input", "concurrency"}
+    assert {o.category for o in outcomes} == {
+        "HTTP",
+        "crash",
+        "retry",
+        "bad input",
+        "concurrency",
+        "input format",
+        "hostile input",
+    }
     assert sum(o.rows_lost for o in outcomes) == 0 and not any(o.partial_publish for o in outcomes)
     fresh = render_report(outcomes)
     committed = (PROJECT_ROOT / "docs" / "reliability.md").read_text()

@@ -19,12 +19,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from devtools.release_checks import checksums
 from pipelines.common.faults import FAULT_ENV
 from pipelines.store import DamagedRelease, ReleaseStore, StoreError
 from pipelines.store.catalog import _engines
 from pipelines.store.layout import Layout
 
-from .store_helpers import checksums, make_store, publish_tag, whole
+from .store_helpers import make_store, publish_tag, whole
 
 PROJECT = Path(__file__).resolve().parents[1]
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"

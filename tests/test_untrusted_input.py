@@ -423,3 +423,36 @@ def test_utf16_latin1_bom_and_crlf_exports_read_as_the_utf8_original_and_a_trunc
     assert run.status == "failed" and "truncated.csv" in (run.error or "") and "row" in (run.error or ""), (
         run.error
     )
+
+
+def test_a_usgs_file_cut_mid_record_is_refused_naming_the_row_never_published_short(
+    registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    production = registry.get("usgs_mineral_production")
+    recorded = (
+        Path(__file__).parents[1] / "recordings" / "usgs_mcs" / "mcs2024-nicke_world.csv"
+    ).read_bytes()
+    # Cut inside its last row of figures (after the country and the type), the padding rows lost:
+    # every row before is whole, enough to pass every row-count check.
+    lines = recorded.split(b"\r\n")
+    last = max(i for i, line in enumerate(lines) if line.strip(b","))
+    cut = tmp_path / "mcs2024-nicke_world.csv"
+    cut.write_bytes(b"\r\n".join(lines[:last]) + b"\r\n" + b",".join(lines[last].split(b",")[:3]))
+    run = _ingest(production, registry, settings, cut)
+    assert run.status == "failed", (run.status, run.error)
+    assert "mcs2024-nicke_world.csv: the file ends mid-record" in (run.error or ""), run.error
+    assert not Layout(settings.data_dir).public_db.exists()
+
+
+def test_a_census_page_cut_mid_record_is_refused_as_not_the_apis_format_by_the_source(
+    census: Contract, registry: Registry, settings: Settings, tmp_path: Path
+) -> None:
+    recorded = (CENSUS_MONTHS / "2024-01.json").read_bytes()
+    cut = tmp_path / "2024-01.json"
+    cut.write_bytes(recorded[: len(recorded) // 2])
+    run = _ingest(census, registry, settings, cut)
+    assert run.status == "failed", (run.status, run.error)
+    # The source says so (not the staging step, with DuckDB's message about a scratch file).
+    assert "2024-01.json, row 2: not readable as the API's format: Invalid Input Error: Malformed JSON" in (
+        run.error or ""
+    ), run.error

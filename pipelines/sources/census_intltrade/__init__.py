@@ -280,6 +280,17 @@ def _batches(
             f"not readable as the API's format: {_first_error_line(exc)}",
             row=row,
         ) from None
+    except OSError as exc:
+        # DuckDB's reader error (malformed JSON: a page cut short) reaches the Arrow stream as an
+        # OSError without errno; one with an errno is the machine's (disk, file) and is not the page's.
+        if exc.errno is not None:
+            raise
+        raise NormalizeError(
+            contract.dataset,
+            page.path,
+            f"not readable as the API's format: {_first_error_line(exc)}",
+            row=row,
+        ) from None
 
 
 def parse_page(page: RawPage, contract: Contract, registry: Registry) -> SourceRows | None:

@@ -75,6 +75,7 @@ def read_table(page: RawPage, contract: Contract) -> Table:
         raise NormalizeError(contract.dataset, page.path, f"{name} is empty; expected a CSV table") from None
     header = [clean(h) for h in raw_header]
     rows: list[tuple[int, list[str]]] = []
+    cells: list[str] = raw_header
     for cells in reader:
         if not any(clean(c) for c in cells):
             continue  # all-comma padding rows
@@ -86,6 +87,17 @@ def read_table(page: RawPage, contract: Contract) -> Table:
                 row=reader.line_num,
             )
         rows.append((reader.line_num, [*cells[: len(header)], *[""] * (len(header) - len(cells))]))
+    # USGS pads every row to the header's width and ends the file with a line end. A last row
+    # short of columns with no line end after it is a download cut mid-record: read as it is, it
+    # would publish a partial row and drop every row after the cut.
+    if rows and len(cells) < len(header) and not text.endswith(("\n", "\r")):
+        raise NormalizeError(
+            contract.dataset,
+            page.path,
+            f"{name}: the file ends mid-record ({len(cells)} of {len(header)} columns and no line end "
+            "after the last row); expected a whole CSV table: download it again",
+            row=reader.line_num,
+        )
     # Empty-named columns: dropped when empty everywhere; one holding data keeps a name so the
     # drift policy sees it.
     keep = [
