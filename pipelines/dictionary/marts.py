@@ -67,5 +67,5 @@ def mart_state(con: duckdb.DuckDBPyConnection | None, mart: Mart, views: set[str
         [f"marts.{mart.name}"],
     ).fetchone()
     if built is not None:
-        state.built_version, state.built_at = int(built[0]), str(built[1])
+        state.built_version, state.built_at = int(built[0]), built[1].isoformat(timespec="seconds")
     return state
