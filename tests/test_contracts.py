@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,9 +19,10 @@ from pipelines.contracts import (
     load_contract,
     load_registry,
     load_yaml,
+    provenance_notes,
 )
 
-from .conftest import SCHEMAS
+from .conftest import RECORDINGS, SCHEMAS
 
 
 def test_every_contract_in_schemas_loads_against_the_shared_types(registry: Registry) -> None:
@@ -125,6 +127,46 @@ def test_invalid_contract_is_refused_with_a_message_naming_file_and_field(
         load_contract(path, registry.types)
     assert str(caught.value).startswith(str(path))
     assert message in str(caught.value)
+
+
+def _source_with(recordings: dict[str, object]) -> dict[str, object]:
+    raw = yaml.safe_load((SCHEMAS / "census_trade_imports.yaml").read_text())
+    source: dict[str, object] = raw["source"]
+    return {**source, "offline_recordings": recordings}
+
+
+def test_every_contract_says_whether_its_recordings_are_real_or_constructed_and_links_their_provenance(
+    registry: Registry,
+) -> None:
+    sections = {note.folder for note in provenance_notes(RECORDINGS)}
+    kinds = {}
+    for contract in registry.contracts.values():
+        recordings = contract.source.offline_recordings
+        assert recordings is not None, contract.dataset
+        assert recordings.folder in sections, f"{contract.dataset}: {recordings.provenance} is no section"
+        assert (RECORDINGS / recordings.folder).is_dir()
+        kinds[contract.dataset] = recordings.kind
+    constructed = {"census_trade_imports", "census_trade_exports", "bls_qcew_industry", "faf5_regional_flows"}
+    assert {d for d, kind in kinds.items() if kind == "constructed"} == constructed
+
+
+@pytest.mark.parametrize(
+    ("recordings", "message"),
+    [
+        (
+            {"kind": "invented", "note": "x", "provenance": "recordings/PROVENANCE.md#x"},
+            "offline_recordings.kind",
+        ),
+        ({"kind": "constructed", "note": "x", "provenance": "https://example.org"}, "PROVENANCE.md#<folder>"),
+        ({"kind": "constructed", "provenance": "recordings/PROVENANCE.md#x"}, "offline_recordings.note"),
+    ],
+)
+def test_a_bad_offline_recordings_entry_is_refused_naming_the_field(
+    tmp_path: Path, registry: Registry, recordings: dict[str, object], message: str
+) -> None:
+    path = _write_variant(tmp_path, {"source": _source_with(recordings)})
+    with pytest.raises(ContractError, match=re.escape(message)):
+        load_contract(path, registry.types)
 
 
 def test_schema_files_read_the_same_with_libyaml_as_with_the_pure_python_safe_loader() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -134,6 +135,40 @@ def test_marts_carry_their_method_as_table_comment_and_column_comments(
         )
     assert "Method:" in comment and "HHI = 10,000 x sum of squared shares" in comment
     assert "Herfindahl" in columns["hhi"] and columns["period_grain"]
+
+
+def test_every_column_a_mart_produces_is_documented_in_its_header_and_published_as_its_comment(
+    layout: Layout, registry: Registry
+) -> None:
+    marts = load_marts()
+    publish_fixture(layout, registry, {dataset: [] for dataset in datasets_read(marts)})
+    build = publish_marts(layout)
+    assert build.failed == {} and set(build.built) == {m.name for m in marts}
+    with open_public(layout) as con:
+        for mart in marts:
+            produced = con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' "
+                "AND table_name = ? ORDER BY column_index",
+                [mart.name],
+            ).fetchall()
+            assert [name for name, _ in produced] == list(mart.columns), (
+                f"marts.{mart.name}: header and SQL differ"
+            )
+            assert dict(produced) == mart.columns
+
+
+def test_a_changed_column_comment_rebuilds_the_mart_with_it(layout: Layout, registry: Registry) -> None:
+    (mart,) = [m for m in load_marts() if m.name == "import_concentration"]
+    publish_fixture(layout, registry, {"census_trade_imports": []})
+    publish_marts(layout, marts=[mart])
+    assert publish_marts(layout, marts=[mart]).version is None  # nothing changed: no release
+    reworded = replace(mart, columns={**mart.columns, "hhi": "Reworded."})
+    assert publish_marts(layout, marts=[reworded]).built == {"import_concentration": 0}
+    with open_public(layout) as con:
+        (comment,) = con.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'import_concentration' AND column_name = 'hhi'"
+        ).fetchone() or ("",)
+    assert comment == "Reworded."
 
 
 def test_a_mart_whose_inputs_are_not_published_is_skipped_with_the_reason(

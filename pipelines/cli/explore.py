@@ -107,7 +107,7 @@ def docs(
     ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Write the data dictionary (static HTML): one page per dataset and per code list."""
+    """Write the catalog (static HTML): lineage, a page per dataset, mart and code list, meta.*."""
     from pipelines.dictionary import write_catalog
     from pipelines.store.layout import Layout
 
@@ -115,7 +115,7 @@ def docs(
     target = out or settings.data_dir / "catalog"
     if out is not None and not (out.is_dir() or out.parent.is_dir()):
         raise UsageError(f"docs: --out {out}: no directory {out.parent}")
-    index = write_catalog(cli_registry(settings), Layout(settings.data_dir), target)
+    index = write_catalog(cli_registry(settings), Layout(settings.data_dir), target, settings.recordings_dir)
     say(f"data dictionary written: {index}")
 
 

@@ -62,9 +62,11 @@ SELECT item, raw_materials_score AS raw_materials, manufacturing_score AS manufa
 FROM marts.supply_chain_scorecard"""
 
 
-def _summary_table(runs: list[RunRecord]) -> Table:
+def _summary_table(runs: list[RunRecord], recordings: list[str] | None = None) -> Table:
+    """One row per run; with ``recordings`` (one entry per run), a column saying what the bundled
+    recordings a replayed run read hold: ``constructed`` or ``recorded`` values (blank: live)."""
     table = Table(title="scdx refresh")
-    for column in (
+    columns = [
         "dataset",
         "status",
         "rows landed",
@@ -72,10 +74,10 @@ def _summary_table(runs: list[RunRecord]) -> Table:
         "rows quarantined",
         "validation",
         "drift",
-        "seconds",
-    ):
+    ]
+    for column in [*columns, "seconds", *(["recordings"] if recordings else [])]:
         table.add_column(column, justify="right" if column.startswith(("rows", "sec")) else "left")
-    for run in runs:
+    for index, run in enumerate(runs):
         colour = {
             "published": "green",
             "no_data": "cyan",
@@ -92,8 +94,42 @@ def _summary_table(runs: list[RunRecord]) -> Table:
             run.validation or "-",
             run.drift_summary(),
             f"{run.seconds:.1f}",
+            *([_recordings_cell(recordings[index])] if recordings else []),
         )
     return table
+
+
+def _recordings_cell(kind: str) -> str:
+    return "[yellow]constructed[/yellow]" if kind == "constructed" else kind
+
+
+def _replayed_recordings(settings: Settings, runs: list[RunRecord]) -> list[str]:
+    """For each run, what its contract's ``source.offline_recordings`` says the bundled recordings
+    hold, when the run was replayed from them (not ``--live``); blank for a live run."""
+    if settings.live:
+        return ["" for _ in runs]
+    registry = cli_registry(settings)
+    kinds: list[str] = []
+    for run in runs:
+        recordings = registry.get(run.dataset).source.offline_recordings
+        kinds.append(recordings.kind if recordings else "recorded")
+    return kinds
+
+
+def _print_constructed(settings: Settings, runs: list[RunRecord], recordings: list[str]) -> None:
+    """Where the provenance of each constructed dataset the runs replayed is written down."""
+    registry = cli_registry(settings)
+    constructed = sorted(
+        {r.dataset for r, kind in zip(runs, recordings, strict=True) if kind == "constructed"}
+    )
+    for dataset in constructed:
+        recordings_of = registry.get(dataset).source.offline_recordings
+        link = recordings_of.provenance if recordings_of else "recordings/PROVENANCE.md"
+        console.print(
+            f"[yellow]constructed[/yellow] {dataset}: replayed from constructed recordings, not statistics ({link})",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _recorded(run: RunRecord, steps: Callable[[], object]) -> RunRecord:
@@ -194,7 +230,9 @@ def refresh(
     setup_logging(verbose)
     settings = cli_settings(data_dir, live, replay_url, writes=True)
     runs = _refresh(settings, datasets or [], window, force, allow_shrink)
-    console.print(_summary_table(runs))
+    recordings = _replayed_recordings(settings, runs)
+    console.print(_summary_table(runs, recordings))
+    _print_constructed(settings, runs, recordings)
     for run in runs:
         if run.status not in OK_STATUSES and run.error:
             err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
@@ -293,8 +331,12 @@ def demo(
     settings = cli_settings(data_dir, writes=True)
     started = time.monotonic()
     runs = _refresh(settings, [], None)
-    runs += _ingest_hand_downloads(settings)
-    console.print(_summary_table(runs))
+    recordings = _replayed_recordings(settings, runs)
+    hand_downloads = _ingest_hand_downloads(settings)
+    runs += hand_downloads
+    recordings += ["recorded" for _ in hand_downloads]  # real agency reports (recordings/PROVENANCE.md)
+    console.print(_summary_table(runs, recordings))
+    _print_constructed(settings, runs, recordings)
     failed = [run for run in runs if run.status not in OK_STATUSES]
     for run in failed:
         err_console.print(f"[red]{run.dataset}:[/red] {run.error}")

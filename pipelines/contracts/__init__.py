@@ -9,7 +9,8 @@ The package's modules, each by what it does:
 - ``loading``: a schemas directory checked across its files, as a ``Registry``;
 - ``derive``: the Arrow schema and the curated table's DuckDB DDL and comments;
 - ``checks``: the checks that pipelines.stages.validate compiles into a Great Expectations suite;
-- ``compatibility``: ``scdx contracts check`` (lint, and breaking changes against a git ref).
+- ``compatibility``: ``scdx contracts check`` (lint, and breaking changes against a git ref);
+- ``provenance``: whether a dataset's rows are real agency values or constructed recordings.
 
 Callers import the names below from ``pipelines.contracts``, not from the modules: which module
 holds a model is this package's business. Nothing here imports pyarrow or GX at module level, so
@@ -51,6 +52,7 @@ from pipelines.contracts.models import (
     ExpectationCheck,
     Freshness,
     Incremental,
+    OfflineRecordings,
     Paging,
     Policy,
     Provider,
@@ -62,6 +64,13 @@ from pipelines.contracts.models import (
     TypeCatalog,
     Unit,
     check_identifier,
+)
+from pipelines.contracts.provenance import (
+    Provenance,
+    ProvenanceNote,
+    from_recordings,
+    provenance_notes,
+    provenance_of,
 )
 from pipelines.contracts.reading import load_yaml
 
@@ -82,8 +91,11 @@ __all__ = [
     "ExpectationCheck",
     "Freshness",
     "Incremental",
+    "OfflineRecordings",
     "Paging",
     "Policy",
+    "Provenance",
+    "ProvenanceNote",
     "Provider",
     "PublishSpec",
     "RateLimit",
@@ -101,10 +113,13 @@ __all__ = [
     "column_comment",
     "contract_paths",
     "duckdb_ddl",
+    "from_recordings",
     "load_contract",
     "load_registry",
     "load_types",
     "load_yaml",
     "parse_contract",
+    "provenance_notes",
+    "provenance_of",
     "table_comment",
 ]

@@ -162,6 +162,35 @@ class CodelistParam(_Model):
     column: str
 
 
+PROVENANCE_LINK = re.compile(r"^recordings/PROVENANCE\.md#([a-z0-9_]+)$")
+
+
+class OfflineRecordings(_Model):
+    """What the bundled recordings the offline replay serves for this dataset hold: real agency
+    values (``recorded``) or values ``constructed`` in the agency's format, which are not
+    statistics. The report, the catalog and ``scdx demo`` mark a dataset fetched from them as
+    such and link ``provenance``: the section of recordings/PROVENANCE.md on its folder."""
+
+    kind: Literal["recorded", "constructed"]
+    note: str = Field(min_length=1)
+    provenance: str
+
+    @field_validator("provenance")
+    @classmethod
+    def _provenance_section(cls, value: str) -> str:
+        if not PROVENANCE_LINK.match(value):
+            raise ValueError(
+                f"provenance {value!r} must be recordings/PROVENANCE.md#<folder> (the section of the "
+                "recordings folder)"
+            )
+        return value
+
+    @property
+    def folder(self) -> str:
+        """The recordings folder whose PROVENANCE.md section (``## <folder>/``) the link names."""
+        return self.provenance.partition("#")[2]
+
+
 class Source(_Model):
     module: str
     base_url: str
@@ -176,6 +205,8 @@ class Source(_Model):
     # Columns the agency always sends that the dataset deliberately leaves out (an API that returns
     # every attribute, e.g. other fuels' fields at the AFDC): not new_field drift, as an unknown one is.
     ignored_columns: list[str] = Field(default_factory=list)
+    # What the bundled recordings hold for this dataset (real or constructed values).
+    offline_recordings: OfflineRecordings | None = None
 
     @property
     def pool_name(self) -> str:

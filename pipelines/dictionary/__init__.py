@@ -1,73 +1,78 @@
-"""``scdx docs``: the data dictionary as a static HTML site, one page per dataset and code list.
+"""``scdx docs``: the catalog as a static HTML site that opens offline.
 
-Everything on a page is derived from the contracts, the shared types and the code lists; the
-publish state (last version, row counts, recent runs) is read from the current public database
-when there is one. Secrets cannot appear: only the agency endpoint without parameters is shown.
+An index with the lineage graph (datasets -> marts), a page per dataset (contract, publish state,
+date coverage, the last data publish, sample rows, the latest GX Data Docs page, whether its
+recordings are real or constructed), a page per mart (method, inputs, columns, checks), the
+``meta.*`` tables, the code lists and the recordings' provenance. Definitions come from the
+contracts, the shared types, the code lists and the marts' SQL headers; the state is read from
+the current public release when there is one. Secrets cannot appear: only the agency endpoint
+without parameters is shown. Links are relative, so the site can be opened from disk.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pipelines.common.sql import quote_identifier
-from pipelines.contracts import DUCKDB_TYPES, Contract, Registry, check_specs
+from pipelines.contracts import DUCKDB_TYPES, Contract, Registry, check_specs, provenance_notes
+from pipelines.dictionary.graph import lineage_svg
+from pipelines.dictionary.marts import MartState, mart_state
+from pipelines.dictionary.state import DatasetState, data_docs_page, dataset_state, relative_link
+from pipelines.marts import load_marts
 from pipelines.store.layout import Layout
 
 
-@dataclass
-class PublishState:
-    """What the public database says about one dataset."""
+def _views(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    return {
+        name
+        for (name,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [schema]
+        ).fetchall()
+    }
 
-    rows: int | None = None
-    version: int | None = None
-    published_at: str | None = None
-    runs: list[dict[str, Any]] = field(default_factory=list)
+
+def _meta_tables(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every meta.* table of the release with its comment and its columns' comments."""
+    tables = con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'meta' ORDER BY table_name"
+    ).fetchall()
+    return [
+        {
+            "name": name,
+            "comment": comment or "",
+            "columns": con.execute(
+                "SELECT column_name, data_type, comment FROM duckdb_columns() "
+                "WHERE schema_name = 'meta' AND table_name = ? ORDER BY column_index",
+                [name],
+            ).fetchall(),
+        }
+        for name, comment in tables
+    ]
 
 
-def _publish_states(layout: Layout, registry: Registry) -> dict[str, PublishState]:
+def _release_state(
+    layout: Layout, registry: Registry, recordings_dir: Path | None
+) -> tuple[dict[str, DatasetState], list[MartState], list[dict[str, Any]]]:
+    """Each dataset's and mart's state, and the meta.* tables, in the current public release."""
     from pipelines.store.tiers import open_public
 
-    states = {name: PublishState() for name in registry.contracts}
+    marts = load_marts()
     if not layout.public_db.exists():
-        return states
+        return (
+            {name: DatasetState() for name in registry.contracts},
+            [mart_state(None, m, set()) for m in marts],
+            [],
+        )
     with open_public(layout) as con:
-        tables = {
-            t
-            for (t,) in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE schema_name = 'curated'"
-            ).fetchall()
+        curated, built = _views(con, "curated"), _views(con, "marts")
+        datasets = {
+            name: dataset_state(con, contract, curated, recordings_dir)
+            for name, contract in registry.contracts.items()
         }
-        latest = con.execute(
-            "SELECT version, published_at FROM meta.publishes ORDER BY version DESC LIMIT 1"
-        ).fetchone()
-        for name, state in states.items():
-            if name in tables:
-                (count,) = con.execute(
-                    f"SELECT count(*) FROM curated.{quote_identifier(name)}"
-                ).fetchone() or (0,)
-                state.rows = int(count)
-            if latest:
-                state.version, state.published_at = int(latest[0]), str(latest[1])
-            columns = [
-                "run_id",
-                "status",
-                "started_at",
-                "rows_landed",
-                "rows_published",
-                "rows_quarantined",
-                "validation",
-                "error",
-            ]
-            for row in con.execute(
-                f"SELECT {', '.join(columns)} FROM meta.runs WHERE dataset = ? ORDER BY started_at DESC LIMIT 10",
-                [name],
-            ).fetchall():
-                state.runs.append(dict(zip(columns, row, strict=True)))
-    return states
+        return datasets, [mart_state(con, m, built) for m in marts], _meta_tables(con)
 
 
 def _fields(contract: Contract, registry: Registry) -> list[dict[str, Any]]:
@@ -93,35 +98,76 @@ def _fields(contract: Contract, registry: Registry) -> list[dict[str, Any]]:
     return out
 
 
-def write_catalog(registry: Registry, layout: Layout, out_dir: Path) -> Path:
-    """Write the catalog under ``out_dir``; returns the index page."""
+def write_catalog(
+    registry: Registry, layout: Layout, out_dir: Path, recordings_dir: Path | None = None
+) -> Path:
+    """Write the catalog under ``out_dir``; returns the index page. ``recordings_dir``: the bundled
+    recordings, to tell datasets replayed from them and carry their provenance notes."""
     env = Environment(
         loader=PackageLoader("pipelines.dictionary", "templates"), autoescape=select_autoescape(["html"])
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    states = _publish_states(layout, registry)
+    states, marts, meta = _release_state(layout, registry, recordings_dir)
     contracts = sorted(registry.contracts.values(), key=lambda c: c.dataset)
     for contract in contracts:
-        page = env.get_template("dataset.html").render(
-            contract=contract,
-            fields=_fields(contract, registry),
-            checks=check_specs(contract, registry),
-            state=states[contract.dataset],
-            endpoint=contract.source.base_url + contract.source.path,
+        _write(
+            out_dir / f"{contract.dataset}.html",
+            env,
+            "dataset.html",
+            **_dataset_page(contract, registry, states[contract.dataset], layout, out_dir),
         )
-        (out_dir / f"{contract.dataset}.html").write_text(page, encoding="utf-8")
+    for state in marts:
+        _write(out_dir / f"mart_{state.mart.name}.html", env, "mart.html", state=state)
+    _write(out_dir / "meta.html", env, "meta.html", tables=meta)
+    _write(
+        out_dir / "provenance.html",
+        env,
+        "provenance.html",
+        notes=provenance_notes(recordings_dir) if recordings_dir else [],
+    )
+    lists = _write_codelists(registry, env, out_dir)
+    constructed = {d for d, s in states.items() if s.provenance and s.provenance.kind == "constructed"}
+    index = out_dir / "index.html"
+    _write(
+        index,
+        env,
+        "index.html",
+        contracts=contracts,
+        states=states,
+        marts=marts,
+        lists=lists,
+        types=registry.types,
+        graph=lineage_svg(sorted(registry.contracts), [m.mart for m in marts], constructed),
+    )
+    return index
+
+
+def _write(path: Path, env: Environment, template: str, **values: Any) -> None:
+    path.write_text(env.get_template(template).render(**values), encoding="utf-8")
+
+
+def _dataset_page(
+    contract: Contract, registry: Registry, state: DatasetState, layout: Layout, out_dir: Path
+) -> dict[str, Any]:
+    return {
+        "contract": contract,
+        "fields": _fields(contract, registry),
+        "checks": check_specs(contract, registry),
+        "state": state,
+        "endpoint": contract.source.base_url + contract.source.path,
+        "data_docs": data_docs_page(layout, contract.dataset, out_dir),
+        "data_docs_index": relative_link(layout.data_docs_dir / "index.html", out_dir)
+        if (layout.data_docs_dir / "index.html").is_file()
+        else None,
+        "marts": [m.name for m in load_marts() if contract.dataset in m.datasets],
+    }
+
+
+def _write_codelists(registry: Registry, env: Environment, out_dir: Path) -> list[dict[str, Any]]:
     lists = []
     for name in registry.codelists.names:
         spec = registry.codelists.spec(name)
         rows = registry.codelists.rows(name)
         lists.append({"name": name, "description": spec.description, "rows": len(rows)})
-        page = env.get_template("codelist.html").render(name=name, spec=spec, rows=rows)
-        (out_dir / f"ref_{name}.html").write_text(page, encoding="utf-8")
-    index = out_dir / "index.html"
-    index.write_text(
-        env.get_template("index.html").render(
-            contracts=contracts, states=states, lists=lists, types=registry.types
-        ),
-        encoding="utf-8",
-    )
-    return index
+        _write(out_dir / f"ref_{name}.html", env, "codelist.html", name=name, spec=spec, rows=rows)
+    return lists

@@ -168,14 +168,17 @@ def _schema(con: duckdb.DuckDBPyConnection, mart: Mart) -> TableSchema:
     return TableSchema(tuple(Column(n, str(t), mart.columns.get(n, "")) for n, t in columns), comment)
 
 
-def _sql_sha256(mart: Mart) -> str:
-    return hashlib.sha256(mart.sql.encode()).hexdigest()
+def _definition_sha256(mart: Mart) -> str:
+    """What a built mart was made from: its SQL and the header it publishes (title, method, column
+    comments), so a changed comment rebuilds it as a changed statement does."""
+    header = [mart.title, mart.method, *(f"{c}: {d}" for c, d in mart.columns.items())]
+    return hashlib.sha256("\n".join([mart.sql, *header]).encode()).hexdigest()
 
 
 def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart] | None = None) -> MartsBuild:
     """Rebuild, in a draft release, every mart that reads a table the draft changed (``changed``:
-    schema-qualified names), directly or through other marts, or whose SQL changed since it was
-    built (with ``changed`` None, only those). A mart whose inputs are not all in the draft is
+    schema-qualified names), directly or through other marts, or whose SQL or header changed since
+    it was built (with ``changed`` None, only those). A mart whose inputs are not all in the draft is
     skipped, and left out if an older build of it is there; a mart whose SQL or checks fail on
     these tables is left out of the release (reported as failed): a release never shows a mart
     built from other data than its tables."""
@@ -200,9 +203,9 @@ def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart]
                 touched.add(name)
             continue
         existing = tables.get(name)
-        stale = existing is None or existing.source_sha256 != _sql_sha256(mart)
+        stale = existing is None or existing.source_sha256 != _definition_sha256(mart)
         if not stale and not (inputs & touched):
-            continue  # built from these very inputs by this very SQL already
+            continue  # built from these very inputs by this very definition already
         con = draft.connection()
         drop_relation(con, name)
         try:
@@ -222,7 +225,7 @@ def build_marts(draft: Draft, changed: set[str] | None = None, marts: list[Mart]
         target = draft.scratch() / f"mart-{mart.name}-{uuid.uuid4().hex[:8]}.parquet"
         con.execute(f"COPY {mart.table} TO {quote_literal(str(target))} (FORMAT parquet, COMPRESSION zstd)")
         (rows,) = con.execute(f"SELECT count(*) FROM {mart.table}").fetchone() or (0,)
-        draft.replace_table(name, [target], schema, None, kind="mart", source_sha256=_sql_sha256(mart))
+        draft.replace_table(name, [target], schema, None, kind="mart", source_sha256=_definition_sha256(mart))
         built[mart.name] = int(rows)
         touched.add(name)
     return MartsBuild(None, built, skipped, failed)

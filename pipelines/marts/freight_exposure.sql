@@ -9,9 +9,12 @@
 --   for the latest year FAF estimates (forecast years excluded). Each mode's share is of its group's
 --   total; a group dominated by one mode is exposed to that mode's disruptions. Corridors and
 --   border ports are in freight_exposure_corridors and freight_exposure_border_ports.
--- column: sctg2: SCTG 2-digit commodity group; commodity its name; chain_role why the chain needs it.
+-- column: sctg2: SCTG 2-digit commodity group.
+-- column: commodity: Name of the SCTG group (ref_sctg2).
+-- column: chain_role: Why the EV and battery chain needs the group.
 -- column: year: Year of the FAF estimate.
--- column: domestic_mode: FAF mode code of the U.S. leg; mode its name.
+-- column: domestic_mode: FAF mode code of the U.S. leg.
+-- column: mode: Name of the FAF mode.
 -- column: weight_t: Metric tons moved.
 -- column: value_usd: Value moved, U.S. dollars at the FAF base year's prices.
 -- column: tonne_km: Tonne-kilometres on the U.S. leg.

@@ -7,7 +7,10 @@
 --   all three were published. disruption is true when the month's count is more than 30 % below
 --   that trailing average (the early-warning idea of DOT's freight data exchange); null when there is
 --   no complete trailing average to compare with.
--- column: port_code: BTS port code (4 characters); port_name, state_usps and border as published.
+-- column: port_code: BTS port code (4 characters).
+-- column: port_name: Port name as BTS publishes it.
+-- column: state_usps: USPS code of the port's state.
+-- column: border: US-Canada Border or US-Mexico Border, as BTS publishes it.
 -- column: measure: BTS measure (vehicles or containers counted).
 -- column: month: First day of the month.
 -- column: crossings: Count for the month.

@@ -8,8 +8,10 @@
 -- column: sctg2: SCTG 2-digit commodity group.
 -- column: year: Year of the FAF estimate.
 -- column: corridor_rank: Rank of the corridor by value within the group (1 = largest).
--- column: origin_zone: FAF zone where the U.S. leg starts; origin its short name.
--- column: destination_zone: FAF zone where the U.S. leg ends; destination its short name.
+-- column: origin_zone: FAF zone where the U.S. leg starts.
+-- column: origin: Short name of the origin zone (ref_faf_zones).
+-- column: destination_zone: FAF zone where the U.S. leg ends.
+-- column: destination: Short name of the destination zone (ref_faf_zones).
 -- column: weight_t: Metric tons moved on the corridor.
 -- column: value_usd: Value moved, U.S. dollars at the FAF base year's prices.
 -- column: value_share_pct: The corridor's share of the group's value, percent.

@@ -19,7 +19,8 @@
 -- column: category: EV supply-chain category of the heading (ref_ev_basket_hs); for a chapter, every category of its basket headings.
 -- column: total_import_value_usd: General imports from all countries (or from the countries present when no total was fetched), USD.
 -- column: supplier_countries: Countries with a positive import value.
--- column: top_supplier: Country with the largest share (Census name); top_supplier_code its Schedule C code.
+-- column: top_supplier: Country with the largest share (Census name).
+-- column: top_supplier_code: Census Schedule C code of the top supplier.
 -- column: top_supplier_share_pct: Share of the top supplier in the total, percent.
 -- column: hhi: Herfindahl-Hirschman index over supplier shares, 0 to 10,000 (lower bound when coverage < 100%).
 -- column: feoc_share_pct: Share from foreign-entity-of-concern countries, percent.

@@ -14,7 +14,8 @@
 -- column: production_year: Year of the production figures used.
 -- column: producing_countries: Countries with a published production figure above zero.
 -- column: world_production_t: Sum of the listed countries' production, metric tons.
--- column: top_producer: Country with the largest production share; top_producer_iso its ISO alpha-2 code.
+-- column: top_producer: Country with the largest production share.
+-- column: top_producer_iso: ISO 3166 alpha-2 code of the top producer.
 -- column: top_producer_share_pct: Its share of the listed countries' production, percent.
 -- column: production_hhi: Herfindahl-Hirschman index of production over countries, 0 to 10,000.
 -- column: feoc_production_share_pct: Share of production from foreign-entity-of-concern countries, percent.

@@ -13,7 +13,8 @@
 --   states are left out, so it is a bound). Logistics = share of the group's freight value carried by
 --   its single largest domestic mode in freight_exposure. A pillar without inputs is null; the
 --   inputs are beside each score. Scores compare items with each other; they are not probabilities.
--- column: item: Mineral or product scored; item_kind mineral or product.
+-- column: item: Mineral or product scored.
+-- column: item_kind: mineral or product.
 -- column: raw_materials_score: Raw-materials pillar, 0-100.
 -- column: manufacturing_score: Manufacturing (import dependence) pillar, 0-100.
 -- column: workforce_score: Workforce concentration pillar, 0-100.
@@ -30,7 +31,8 @@
 -- column: workforce_employment: Input: employment in the item's industries, published states.
 -- column: workforce_states: Input: states with published employment.
 -- column: workforce_hhi: Input: HHI of employment across states.
--- column: sctg2: Input: SCTG freight group; dominant_mode its largest mode by value.
+-- column: sctg2: Input: SCTG freight group.
+-- column: dominant_mode: Input: the group's largest domestic mode by value.
 -- column: dominant_mode_share_pct: Input: that mode's share of the group's freight value.
 -- check: SELECT item FROM marts.supply_chain_scorecard WHERE greatest(raw_materials_score, manufacturing_score, workforce_score, logistics_score) > 100.0001 OR least(raw_materials_score, manufacturing_score, workforce_score, logistics_score) < 0
 CREATE OR REPLACE TABLE marts.supply_chain_scorecard AS

@@ -9,8 +9,12 @@
 --   quotient compares the industry's employment share in the state with its national share (above 1
 --   means more specialised than the nation). Industries come from ref_naics_industries.
 -- column: period: First day of the quarter.
--- column: state_fips: State FIPS code; state_usps its USPS code and state_name its name.
--- column: industry_code: NAICS industry; industry_title its title and ev_chain_role its role in the EV chain.
+-- column: state_fips: State FIPS code.
+-- column: state_usps: USPS code of the state.
+-- column: state_name: Name of the state.
+-- column: industry_code: NAICS industry code.
+-- column: industry_title: Title of the NAICS industry (ref_naics_industries).
+-- column: ev_chain_role: The industry's role in the EV chain (ref_naics_industries).
 -- column: establishments: Establishments in the quarter (published even when wages and employment are suppressed).
 -- column: employment: Employment in the quarter's third month (null when suppressed).
 -- column: avg_weekly_wage_usd: Average weekly wage, USD (null when suppressed).

@@ -18,9 +18,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pipelines.common.errors import ScdxError
 from pipelines.common.settings import Settings
+from pipelines.contracts import Registry, load_registry, provenance_notes
 from pipelines.report import charts_flows, charts_risk
 from pipelines.report.figure import Figure, cell, mark_count, render_svg
-from pipelines.report.provenance import provenance_notes
 from pipelines.report.release import (
     DatasetRuns,
     Release,
@@ -87,7 +87,12 @@ def _mart_methods(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> tu
 
 
 def _section(
-    con: duckdb.DuckDBPyConnection, chart: Chart, needs: tuple[str, ...], release: Release, settings: Settings
+    con: duckdb.DuckDBPyConnection,
+    chart: Chart,
+    needs: tuple[str, ...],
+    release: Release,
+    settings: Settings,
+    registry: Registry,
 ) -> Section:
     key = chart.__name__
     missing = tuple(t for t in needs if t not in _tables_present(con))
@@ -96,7 +101,8 @@ def _section(
     figure = chart(con)
     svg = render_svg(figure.chart)
     runs = tuple(
-        dataset_runs(con, d, release.version, settings.recordings_dir) for d in datasets_behind(figure.reads)
+        dataset_runs(con, d, release.version, settings.recordings_dir, registry)
+        for d in datasets_behind(figure.reads)
     )
     return Section(
         key=figure.key,
@@ -120,9 +126,10 @@ def write_report(settings: Settings, out_dir: Path) -> Path:
         raise ReportError(
             f"nothing published yet in {settings.data_dir}: run `scdx refresh` (or `scdx demo`) first"
         )
+    registry = load_registry(settings.schemas_dir)
     with open_public(layout) as con:
         release = current_release(con)
-        sections = [_section(con, chart, needs, release, settings) for chart, needs in CHARTS]
+        sections = [_section(con, chart, needs, release, settings, registry) for chart, needs in CHARTS]
     folders = {r.provenance.folder for s in sections for r in s.datasets if r.provenance.folder}
     env = Environment(
         loader=PackageLoader("pipelines.report", "templates"), autoescape=select_autoescape(["html"])

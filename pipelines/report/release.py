@@ -10,14 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import duckdb
 
+from pipelines.contracts import Provenance, Registry, from_recordings, provenance_of
 from pipelines.marts import load_marts
-from pipelines.report.provenance import Provenance, provenance_of
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def datasets_behind(tables: tuple[str, ...]) -> list[str]:
 
 
 def dataset_runs(
-    con: duckdb.DuckDBPyConnection, dataset: str, version: int, recordings_dir: Path
+    con: duckdb.DuckDBPyConnection, dataset: str, version: int, recordings_dir: Path, registry: Registry
 ) -> DatasetRuns:
     """The runs behind a dataset's table in release ``version`` (from its lineage) and whether
     their bytes came from the bundled recordings (the replay server, or a recorded file)."""
@@ -105,13 +102,5 @@ def dataset_runs(
         dataset=dataset,
         run_ids=tuple(row[0] for row in rows),
         last_finished_at=max(finished) if finished else None,
-        provenance=provenance_of(dataset, any(_recorded(url, recordings_dir) for url in urls)),
+        provenance=provenance_of(registry.get(dataset), from_recordings(urls, recordings_dir)),
     )
-
-
-def _recorded(url: str, recordings_dir: Path) -> bool:
-    """Whether a fetched URL is the replay server (loopback) or a file of the recordings."""
-    parts = urlsplit(url)
-    if parts.scheme == "file":
-        return Path(unquote(parts.path)).resolve().is_relative_to(recordings_dir.resolve())
-    return parts.hostname in LOOPBACK
