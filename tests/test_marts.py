@@ -114,6 +114,57 @@ def test_shares_use_the_all_countries_total_so_partial_coverage_gives_a_lower_bo
         ).fetchone() == (25.0, 625.0, 25.0)
 
 
+def _chapter(period: date, hs2: str, code: str, name: str, value: int) -> tuple[object, ...]:
+    return (period, hs2, "HS2", "ELECTRIC MACHINERY", code, name, "country", value, None)
+
+
+def test_without_a_total_concentration_needs_five_partners_else_it_is_null_with_the_reason(
+    layout: Layout, registry: Registry
+) -> None:
+    month = date(2025, 1, 1)
+    five = [
+        ("2010", "Mexico", 400),
+        ("5700", "China", 200),
+        ("5520", "Vietnam", 200),
+        ("5830", "Taiwan", 100),
+    ]
+    publish_fixture(
+        layout,
+        registry,
+        {
+            "census_trade_imports": [
+                # A heading with one partner and no all-countries total (the demo's API recordings).
+                _imports(month, "8507", "5700", "CHINA", "country", 500),
+                _imports(month, "8507", "0014", "PACIFIC RIM COUNTRIES", "group", 800),
+                # A chapter from a report of five partners, and one of four.
+                *(_chapter(month, "85", code, name, value) for code, name, value in five),
+                _chapter(month, "85", "5880", "Japan", 100),
+                *(_chapter(month, "28", code, name, value) for code, name, value in five),
+            ]
+        },
+    )
+    publish_marts(layout)
+    with open_public(layout) as con:
+        rows = {
+            code: row
+            for code, *row in con.execute(
+                "SELECT hs_code, total_import_value_usd, supplier_countries, top_supplier, top_supplier_share_pct, "
+                "hhi, feoc_share_pct, country_coverage_pct, concentration_note "
+                "FROM marts.import_concentration WHERE period_grain = 'month'"
+            ).fetchall()
+        }
+    # China over itself would be 100 % and HHI 10,000: not a concentration figure, so none is given.
+    total, suppliers, *figures, note = rows["8507"]
+    assert (total, suppliers, figures) == (500, 1, [None] * 5)
+    assert note.startswith("not computed: 1 partner country and no all-countries total")
+    # Five partners: shares 0.4, 0.2, 0.2, 0.1, 0.1 of their sum, HHI 2,600; coverage is unknown.
+    assert rows["85"][:7] == [1000, 5, "Mexico", 40.0, 2600.0, 20.0, None]
+    assert rows["85"][7].startswith("shares of the 5 partner countries present")
+    # Four partners and no total: too few to say the rest of the world does not change the picture.
+    assert rows["28"][1:7] == [4, None, None, None, None, None]
+    assert "4 partner countries" in rows["28"][7]
+
+
 def test_marts_carry_their_method_as_table_comment_and_column_comments(
     layout: Layout, registry: Registry
 ) -> None:
