@@ -528,6 +528,74 @@ def test_scorecard_scales_each_pillar_from_its_mart_with_the_inputs_beside_it(
     assert batteries == (30.7, None, 62.5, None, 2)
 
 
+def _flow_of(sctg2: str, mode: str, value: float) -> dict[str, object]:
+    return {**_flow(mode, value), "sctg2": sctg2, "flow_id": f"-.011.012.-.-.{mode}.-.{sctg2}.1.1"}
+
+
+def test_scorecard_pillars_differ_by_item_or_are_null_with_the_reason(
+    layout: Layout, registry: Registry
+) -> None:
+    jan_2025 = date(2025, 1, 1)
+    chapter_85 = [
+        ("2010", "Mexico", 400),
+        ("5700", "China", 200),
+        ("5520", "Vietnam", 200),
+        ("5830", "Taiwan", 100),
+    ]
+    publish_fixture(
+        layout,
+        registry,
+        {
+            "usgs_mineral_production": [_world("Lithium", "Australia", "AU", "production", 50.0)],
+            "usgs_mineral_salient": [_reliance("Lithium", 2023, "salient", 34.0, None, "34")],
+            "census_trade_imports": [
+                _imports(jan_2025, "2836", "-", "TOTAL FOR ALL COUNTRIES", "total", 1000),
+                _imports(jan_2025, "2836", "5700", "CHINA", "country", 500),
+                _imports(jan_2025, "2836", "3370", "CHILE", "country", 500),
+                _imports(jan_2025, "8507", "5700", "CHINA", "country", 500),  # one partner: unknown
+                *(_chapter(jan_2025, "85", code, name, value) for code, name, value in chapter_85),
+                _chapter(jan_2025, "85", "5880", "Japan", 100),
+            ],
+            "bls_qcew_industry": [_qcew("26000", "state", "26", "335911", 300)],
+            "faf5_regional_flows": [
+                _flow_of("20", "1", 600.0),
+                _flow_of("20", "2", 400.0),
+                _flow_of("35", "6", 600.0),  # pipeline carrying electronics: not a credible flow
+                _flow_of("35", "1", 400.0),
+            ],
+        },
+    )
+    build = publish_marts(layout)
+    assert "supply_chain_scorecard" in build.built, build.skipped
+    with open_public(layout) as con:
+        rows = {
+            item: row
+            for item, *row in con.execute(
+                "SELECT item, manufacturing_score, manufacturing_basis, logistics_score, logistics_note "
+                "FROM marts.supply_chain_scorecard"
+            ).fetchall()
+        }
+    # Lithium: its heading 2836 has a reported total: China and Chile half each, (50 + 50) / 2 = 50.
+    assert rows["Lithium"][:2] == [50.0, "HS4 headings 2836"]
+    # Batteries: heading 8507 has one partner, so its chapter 85 stands in, and says so:
+    # HHI 2,600 and China 20 % -> (26 + 20) / 2 = 23.
+    assert rows["Lithium-ion batteries"][0] == 23.0
+    assert rows["Lithium-ion batteries"][1].startswith("HS2 chapters (proxy") and rows[
+        "Lithium-ion batteries"
+    ][1].endswith("85")
+    # Logistics: truck carries 60 % of SCTG 20; SCTG 35's "largest mode" is pipeline, which cannot
+    # carry batteries or chips, so neither is scored; graphite has no group of its own.
+    assert rows["Lithium"][2:] == [
+        60.0,
+        "SCTG 20 Basic chemicals, the group that carries the item (FAF5 has no finer commodity)",
+    ]
+    for item in ("Lithium-ion batteries", "Semiconductors"):
+        assert (
+            rows[item][2] is None and "pipeline" in rows[item][3] and rows[item][3].startswith("not scored")
+        )
+    assert rows["Graphite"][2] is None and "SCTG 13 and 23" in rows["Graphite"][3]
+
+
 def _crossing(month: date, measure: str, value: int) -> dict[str, object]:
     return {
         "port_name": "Laredo",
