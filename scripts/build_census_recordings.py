@@ -11,6 +11,14 @@ values Census published in USA Trade Online (recordings/census_intltrade/source/
 and what is constructed is listed in recordings/PROVENANCE.md. Deterministic: running it again
 gives byte-identical files.
 
+Real HS4 values exist offline for one partner only (China), so the files carry China's real rows
+and constructed group rows, and no all-countries total: with one partner and no total, the
+import-concentration mart leaves a heading's shares and HHI null (coverage unknown) instead of
+showing figures made by the construction. The real many-partner values (16 partners) are at HS2,
+in the USA Trade Online reports under recordings/census_intltrade/usatradeonline/, which the demo
+ingests as hand downloads; the contract asks the API for COMM_LVL=HS4 only, so HS2 rows here would
+never be requested.
+
     python scripts/build_census_recordings.py
 """
 
@@ -40,9 +48,12 @@ HEADER = [
     "time",
 ]
 
-# Constructed partner rows, as multiples of the real China value (see PROVENANCE.md).
+# Constructed group rows, as multiples of the real China value (see PROVENANCE.md). They carry the
+# API's group and continent code quirks (leading zeros, "XXX"); the marts never count groups as
+# suppliers. There is deliberately no "-" TOTAL FOR ALL COUNTRIES row: no real all-countries total
+# of these headings is available offline, and a constructed one (it used to be 2 x China) made every
+# heading read "China 50 %, HHI 2,500".
 CONSTRUCTED = [
-    ("-", "TOTAL FOR ALL COUNTRIES", 2.0),
     ("0003", "EUROPEAN UNION", 0.25),
     ("0014", "PACIFIC RIM COUNTRIES", 1.6),
     ("5XXX", "ASIA", 1.5),

@@ -188,8 +188,8 @@ def test_dag_test_runs_the_ingest_end_to_end_and_leaves_the_curated_table_popula
     assert len(requests_seen) == 28 and all(("key", TEST_API_KEY) in r.query for r in requests_seen)
     assert TEST_API_KEY not in result.stdout + result.stderr
     with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == (2405,)
-        assert con.execute("SELECT status, rows_published FROM meta.runs").fetchall() == [("published", 2405)]
+        assert con.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == (1924,)
+        assert con.execute("SELECT status, rows_published FROM meta.runs").fetchall() == [("published", 1924)]
     leaking = [p for p in data_dir.rglob("*") if p.is_file() and TEST_API_KEY.encode() in p.read_bytes()]
     assert leaking == []
 

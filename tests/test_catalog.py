@@ -82,7 +82,7 @@ def test_docs_writes_an_index_a_page_per_dataset_and_per_code_list_with_publish_
 
     index = _read(catalog / "index.html")
     datasets = {row[0]: row for row in index.tables["datasets"][1:]}
-    assert datasets["census_trade_imports"][3] == "public" and datasets["census_trade_imports"][5] == "260"
+    assert datasets["census_trade_imports"][3] == "public" and datasets["census_trade_imports"][5] == "208"
     assert "census_trade_imports.html" in index.links
     assert {f"ref_{name}.html" for name in registry.codelists.names} <= set(index.links)
     for link in index.links:
@@ -100,7 +100,7 @@ def test_docs_writes_an_index_a_page_per_dataset_and_per_code_list_with_publish_
     assert fields["country_code"][6] == "countries.schedule_c_code"
     assert any("primary key" in row[2] for row in page.tables["checks"])
     runs = page.tables["runs"][1:]
-    assert len(runs) == 1 and runs[0][1] == "published" and runs[0][4] == "260"
+    assert len(runs) == 1 and runs[0][1] == "published" and runs[0][4] == "208"
 
     countries = _read(catalog / "ref_countries.html")
     assert len(countries.tables["values"]) == 1 + 240

@@ -97,7 +97,7 @@ def test_census_month_normalizes_to_contract_types_with_real_values(
             "consumption_value_usd": 1_420_680_833,
         }
     ]
-    assert table.num_rows == 90
+    assert table.num_rows == 72
 
 
 def test_census_predicate_echo_makes_a_column_appear_twice_and_it_is_read_once(
@@ -124,7 +124,12 @@ def test_census_repeated_column_that_disagrees_is_an_error_naming_the_field(
 def test_census_total_row_and_group_codes_keep_their_codes_and_kinds(
     census: Contract, registry: Registry
 ) -> None:
-    table = normalize_page(_raw((CENSUS_MONTHS / "2024-01.json").read_bytes()), census, registry)
+    rows = json.loads((CENSUS_MONTHS / "2024-01.json").read_bytes())
+    # The recordings carry no all-countries total (no real one is available offline); the API's
+    # "-" row is added here, its value made up for this test only.
+    china = next(r for r in rows if r[0] == "5700" and r[2] == "2504")
+    rows.append(["-", "TOTAL FOR ALL COUNTRIES", *china[2:4], "999999999", "999999999", *china[6:]])
+    table = normalize_page(_raw(json.dumps(rows).encode()), census, registry)
     assert table is not None
     kinds = {(r["country_code"], r["partner_kind"]) for r in _rows(table) if r["hs_code"] == "2504"}
     assert kinds == {
@@ -140,12 +145,12 @@ def test_census_group_code_that_lost_its_leading_zeros_gets_them_back(
     census: Contract, registry: Registry
 ) -> None:
     rows = json.loads((CENSUS_MONTHS / "2024-01.json").read_bytes())
-    assert rows[2][0] == "0003"
-    rows[2][0] = "3"  # as a spreadsheet or a numeric parse leaves it
+    assert rows[1][0] == "0003"
+    rows[1][0] = "3"  # as a spreadsheet or a numeric parse leaves it
     table = normalize_page(_raw(json.dumps(rows).encode()), census, registry)
     assert table is not None
-    assert table.column("country_code")[1].as_py() == "0003"
-    assert table.column("partner_kind")[1].as_py() == "group"
+    assert table.column("country_code")[0].as_py() == "0003"
+    assert table.column("partner_kind")[0].as_py() == "group"
 
 
 def test_census_http_204_with_empty_body_means_no_data_for_the_month(
@@ -227,4 +232,4 @@ def test_census_csv_export_with_the_api_variable_names_parses_like_the_json_page
     from_json = normalize_page(_raw((CENSUS_MONTHS / "2024-01.json").read_bytes()), census, registry)
     assert from_csv is not None and from_json is not None
     assert from_csv.to_pylist() == from_json.to_pylist()
-    assert from_csv.num_rows == 90
+    assert from_csv.num_rows == 72

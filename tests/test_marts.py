@@ -115,6 +115,57 @@ def test_shares_use_the_all_countries_total_so_partial_coverage_gives_a_lower_bo
         ).fetchone() == (25.0, 625.0, 25.0)
 
 
+def _chapter(period: date, hs2: str, code: str, name: str, value: int) -> tuple[object, ...]:
+    return (period, hs2, "HS2", "ELECTRIC MACHINERY", code, name, "country", value, None)
+
+
+def test_without_a_total_concentration_needs_five_partners_else_it_is_null_with_the_reason(
+    layout: Layout, registry: Registry
+) -> None:
+    month = date(2025, 1, 1)
+    five = [
+        ("2010", "Mexico", 400),
+        ("5700", "China", 200),
+        ("5520", "Vietnam", 200),
+        ("5830", "Taiwan", 100),
+    ]
+    publish_fixture(
+        layout,
+        registry,
+        {
+            "census_trade_imports": [
+                # A heading with one partner and no all-countries total (the demo's API recordings).
+                _imports(month, "8507", "5700", "CHINA", "country", 500),
+                _imports(month, "8507", "0014", "PACIFIC RIM COUNTRIES", "group", 800),
+                # A chapter from a report of five partners, and one of four.
+                *(_chapter(month, "85", code, name, value) for code, name, value in five),
+                _chapter(month, "85", "5880", "Japan", 100),
+                *(_chapter(month, "28", code, name, value) for code, name, value in five),
+            ]
+        },
+    )
+    publish_marts(layout)
+    with open_public(layout) as con:
+        rows = {
+            code: row
+            for code, *row in con.execute(
+                "SELECT hs_code, total_import_value_usd, supplier_countries, top_supplier, top_supplier_share_pct, "
+                "hhi, feoc_share_pct, country_coverage_pct, concentration_note "
+                "FROM marts.import_concentration WHERE period_grain = 'month'"
+            ).fetchall()
+        }
+    # China over itself would be 100 % and HHI 10,000: not a concentration figure, so none is given.
+    total, suppliers, *figures, note = rows["8507"]
+    assert (total, suppliers, figures) == (500, 1, [None] * 5)
+    assert note.startswith("not computed: 1 partner country and no all-countries total")
+    # Five partners: shares 0.4, 0.2, 0.2, 0.1, 0.1 of their sum, HHI 2,600; coverage is unknown.
+    assert rows["85"][:7] == [1000, 5, "Mexico", 40.0, 2600.0, 20.0, None]
+    assert rows["85"][7].startswith("shares of the 5 partner countries present")
+    # Four partners and no total: too few to say the rest of the world does not change the picture.
+    assert rows["28"][1:7] == [4, None, None, None, None, None]
+    assert "4 partner countries" in rows["28"][7]
+
+
 def test_marts_carry_their_method_as_table_comment_and_column_comments(
     layout: Layout, registry: Registry
 ) -> None:
@@ -510,6 +561,74 @@ def test_scorecard_scales_each_pillar_from_its_mart_with_the_inputs_beside_it(
     )
     # A product takes its minerals' mean raw-materials score; pillars without inputs stay null.
     assert batteries == (30.7, None, 62.5, None, 2)
+
+
+def _flow_of(sctg2: str, mode: str, value: float) -> dict[str, object]:
+    return {**_flow(mode, value), "sctg2": sctg2, "flow_id": f"-.011.012.-.-.{mode}.-.{sctg2}.1.1"}
+
+
+def test_scorecard_pillars_differ_by_item_or_are_null_with_the_reason(
+    layout: Layout, registry: Registry
+) -> None:
+    jan_2025 = date(2025, 1, 1)
+    chapter_85 = [
+        ("2010", "Mexico", 400),
+        ("5700", "China", 200),
+        ("5520", "Vietnam", 200),
+        ("5830", "Taiwan", 100),
+    ]
+    publish_fixture(
+        layout,
+        registry,
+        {
+            "usgs_mineral_production": [_world("Lithium", "Australia", "AU", "production", 50.0)],
+            "usgs_mineral_salient": [_reliance("Lithium", 2023, "salient", 34.0, None, "34")],
+            "census_trade_imports": [
+                _imports(jan_2025, "2836", "-", "TOTAL FOR ALL COUNTRIES", "total", 1000),
+                _imports(jan_2025, "2836", "5700", "CHINA", "country", 500),
+                _imports(jan_2025, "2836", "3370", "CHILE", "country", 500),
+                _imports(jan_2025, "8507", "5700", "CHINA", "country", 500),  # one partner: unknown
+                *(_chapter(jan_2025, "85", code, name, value) for code, name, value in chapter_85),
+                _chapter(jan_2025, "85", "5880", "Japan", 100),
+            ],
+            "bls_qcew_industry": [_qcew("26000", "state", "26", "335911", 300)],
+            "faf5_regional_flows": [
+                _flow_of("20", "1", 600.0),
+                _flow_of("20", "2", 400.0),
+                _flow_of("35", "6", 600.0),  # pipeline carrying electronics: not a credible flow
+                _flow_of("35", "1", 400.0),
+            ],
+        },
+    )
+    build = publish_marts(layout)
+    assert "supply_chain_scorecard" in build.built, build.skipped
+    with open_public(layout) as con:
+        rows = {
+            item: row
+            for item, *row in con.execute(
+                "SELECT item, manufacturing_score, manufacturing_basis, logistics_score, logistics_note "
+                "FROM marts.supply_chain_scorecard"
+            ).fetchall()
+        }
+    # Lithium: its heading 2836 has a reported total: China and Chile half each, (50 + 50) / 2 = 50.
+    assert rows["Lithium"][:2] == [50.0, "HS4 headings 2836"]
+    # Batteries: heading 8507 has one partner, so its chapter 85 stands in, and says so:
+    # HHI 2,600 and China 20 % -> (26 + 20) / 2 = 23.
+    assert rows["Lithium-ion batteries"][0] == 23.0
+    assert rows["Lithium-ion batteries"][1].startswith("HS2 chapters (proxy") and rows[
+        "Lithium-ion batteries"
+    ][1].endswith("85")
+    # Logistics: truck carries 60 % of SCTG 20; SCTG 35's "largest mode" is pipeline, which cannot
+    # carry batteries or chips, so neither is scored; graphite has no group of its own.
+    assert rows["Lithium"][2:] == [
+        60.0,
+        "SCTG 20 Basic chemicals, the group that carries the item (FAF5 has no finer commodity)",
+    ]
+    for item in ("Lithium-ion batteries", "Semiconductors"):
+        assert (
+            rows[item][2] is None and "pipeline" in rows[item][3] and rows[item][3].startswith("not scored")
+        )
+    assert rows["Graphite"][2] is None and "SCTG 13 and 23" in rows["Graphite"][3]
 
 
 def _crossing(month: date, measure: str, value: int) -> dict[str, object]:

@@ -221,7 +221,7 @@ def test_publishing_a_month_writes_that_month_and_shares_every_other_file(
     added = [p for p in after if p not in before and "curated.census_trade_imports" in str(p)]
     assert len(added) == 1 and after[added[0]][1] < table_bytes / 5
     with open_public(layout) as con:
-        assert con.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == (2405,)
+        assert con.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == (1924,)
 
 
 def test_leftovers_of_a_crashed_publish_are_cleaned_by_the_next_one(

@@ -27,7 +27,7 @@ from pipelines.store.tiers import open_public, open_store
 
 from .conftest import AS_OF, CENSUS_MONTHS, TEST_API_KEY, catalog_runs
 
-ALL_ROWS = 2405  # 481 China rows of the USA Trade Online export, each with 4 aggregate rows
+ALL_ROWS = 1924  # 481 China rows of the USA Trade Online export, each with 3 constructed group rows
 
 
 def _table(layout: Layout) -> list[tuple[object, ...]]:
@@ -272,8 +272,8 @@ def test_second_run_starts_at_the_cursor_minus_the_two_month_lookback(
     before = _table(layout)
     second = refresh_dataset(census, registry, settings, replay.url, as_of=AS_OF)
     assert (second.window_start, second.window_end) == (date(2026, 1, 1), date(2026, 11, 1))
-    # January to March 2026 re-fetched (260 rows), identical to the published ones: no release.
-    assert second.rows_staged == 260 and second.status == "unchanged"
+    # January to March 2026 re-fetched (208 rows), identical to the published ones: no release.
+    assert second.rows_staged == 208 and second.status == "unchanged"
     assert _table(layout) == before
 
 
@@ -285,7 +285,17 @@ def _poison(recordings: Path, month: str, edit: str) -> None:
     if edit == "negative_value":
         rows[china_batteries][4] = "-5"
     elif edit == "country_above_total":
+        # The recordings carry no all-countries total: add the API's "-" row, below China's value.
         rows[china_batteries][4] = str(10**13)
+        total = [
+            "-",
+            "TOTAL FOR ALL COUNTRIES",
+            *rows[china_batteries][2:4],
+            "10",
+            "10",
+            *rows[china_batteries][6:],
+        ]
+        rows.append(total)
     path.write_text("[" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]")
 
 
@@ -314,7 +324,7 @@ def test_blocking_failure_quarantines_the_batch_and_the_previous_publish_stays(
     assert _table(layout) == published
     runs = _runs(layout)
     assert [r[1] for r in runs] == ["published", "quarantined"]
-    assert runs[1][4] == 260 and runs[1][3] == 0 and runs[1][7] == str(target)
+    assert runs[1][4] == 208 and runs[1][3] == 0 and runs[1][7] == str(target)
     report = json.loads((target / "validation.json").read_text())
     assert report["passed"] is False and report["outcome"] == "failed (1 blocking)"
 

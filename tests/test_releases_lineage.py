@@ -172,7 +172,7 @@ def test_a_restricted_dataset_publishes_only_to_the_owner_only_restricted_databa
     assert secret_run.status == "published" and secret_run.rows_published == public_run.rows_published
 
     with open_current(layout, "restricted") as con:
-        assert con.execute("SELECT count(*) FROM curated.census_trade_sensitive").fetchone() == (260,)
+        assert con.execute("SELECT count(*) FROM curated.census_trade_sensitive").fetchone() == (208,)
         assert (
             con.execute(
                 "SELECT count(*) FROM meta.lineage WHERE table_name = 'curated.census_trade_sensitive'"

@@ -30,7 +30,7 @@ def test_get_selects_and_orders_variables_and_predicates_are_appended(replay: Re
 
 def test_body_is_one_array_per_line_like_the_api(replay: ReplayServer) -> None:
     body = _get(replay, [("get", "CTY_CODE"), ("time", "2024-01"), ("I_COMMODITY", "8507")]).text
-    assert body.startswith('[["CTY_CODE","time","I_COMMODITY"],\n["-","2024-01","8507"],\n')
+    assert body.startswith('[["CTY_CODE","time","I_COMMODITY"],\n["0003","2024-01","8507"],\n')
     assert body.endswith("]]")
 
 

@@ -108,7 +108,7 @@ def test_datasets_whose_recordings_are_constructed_are_marked_and_linked_to_thei
     for folder in ("census_intltrade", "bls_qcew", "faf5", "usgs_mcs", "bts_border_crossing"):
         assert f'href="#provenance-{folder}"' in page, folder
         assert f'<h3 id="provenance-{folder}">{folder}/' in page, folder
-    assert "**constructed**: 2.0 × the China value" in page  # the provenance note itself
+    assert "**constructed**: 0.25×, 1.6×, 1.5× the China value" in page  # the provenance note itself
 
 
 def test_the_page_loads_nothing_from_the_network_and_runs_no_script(report: tuple[Path, Path, str]) -> None:

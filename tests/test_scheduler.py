@@ -80,7 +80,7 @@ def test_triggered_ingest_publishes_and_its_asset_event_builds_the_marts(
     airflow.run("airflow", "dags", "trigger", INGEST, "--logical-date", "2026-04-20T00:00:00+00:00")
     airflow.wait_for_run(INGEST, lambda r: r["run_type"] == "manual")
     count, _, duplicates = _table_digest(data_dir)
-    assert count == 2405 and duplicates == 0
+    assert count == 1924 and duplicates == 0
     marts_run = airflow.wait_for_run("publish_marts", lambda r: r["run_type"] == "asset_triggered")
     assert marts_run["state"] == "success"
     with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:

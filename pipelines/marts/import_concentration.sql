@@ -9,7 +9,11 @@
 --   trade API) and the HS2 chapters that hold them (USA Trade Online reports of many partners).
 --   Top supplier = largest share. FEOC share = share of the covered nations in ref_feoc_countries
 --   (China, Russia, Iran, North Korea). Change = total value against the same period a year
---   earlier, in percent. Groups and continents are never counted as suppliers.
+--   earlier, in percent. Groups and continents are never counted as suppliers. Shares, top
+--   supplier, HHI and FEOC share are given only when the partner coverage is known (the
+--   all-countries total was fetched) or, without a total, when at least 5 partner countries are
+--   present (a report of many partners); otherwise they are null and concentration_note says why:
+--   the shares of one partner over itself (100 %, HHI 10,000) say nothing about concentration.
 -- column: period_grain: year or month.
 -- column: period: First day of the year or month.
 -- column: months_covered: Months with data in the period (a year in progress covers fewer than 12).
@@ -19,16 +23,18 @@
 -- column: category: EV supply-chain category of the heading (ref_ev_basket_hs); for a chapter, every category of its basket headings.
 -- column: total_import_value_usd: General imports from all countries (or from the countries present when no total was fetched), USD.
 -- column: supplier_countries: Countries with a positive import value.
--- column: top_supplier: Country with the largest share (Census name).
+-- column: top_supplier: Country with the largest share (Census name); null when coverage is unknown (concentration_note).
 -- column: top_supplier_code: Census Schedule C code of the top supplier.
 -- column: top_supplier_share_pct: Share of the top supplier in the total, percent.
 -- column: hhi: Herfindahl-Hirschman index over supplier shares, 0 to 10,000 (lower bound when coverage < 100%).
 -- column: feoc_share_pct: Share from foreign-entity-of-concern countries, percent.
--- column: country_coverage_pct: Share of the total carried by the country rows present, percent.
+-- column: country_coverage_pct: Share of the all-countries total carried by the country rows present, percent (null when no total was fetched: coverage unknown).
 -- column: total_is_reported: Whether the total is the Census all-countries row (true) or the sum of the countries present (false).
+-- column: concentration_note: What the shares are taken of, or why they are null (one partner, or too few, and no all-countries total).
 -- column: change_on_prior_year_pct: Total import value against the same period a year earlier, percent (null when the two cover different months).
 -- check: SELECT hs_code, period, hhi FROM marts.import_concentration WHERE hhi < 0 OR hhi > 10000
 -- check: SELECT hs_code, period, top_supplier_share_pct FROM marts.import_concentration WHERE top_supplier_share_pct > 100.0001 OR feoc_share_pct > 100.0001
+-- check: SELECT hs_code, period, hhi FROM marts.import_concentration WHERE hhi IS NOT NULL AND NOT total_is_reported AND supplier_countries < 5
 CREATE OR REPLACE TABLE marts.import_concentration AS
 WITH basket AS (
     SELECT 'HS4' AS hs_level, hs4 AS hs_code, description, category FROM curated.ref_ev_basket_hs
@@ -79,16 +85,28 @@ summary AS (
            max(share) * 100 AS top_supplier_share_pct,
            round(sum(share * share) * 10000, 1) AS hhi,
            coalesce(sum(share) FILTER (WHERE is_feoc), 0) * 100 AS feoc_share_pct,
-           sum(share) * 100 AS country_coverage_pct
+           sum(share) * 100 AS country_coverage_pct,
+           -- Coverage known (the all-countries total), or enough partners to speak of concentration.
+           bool_and(total_is_reported) OR count(*) FILTER (WHERE value_usd > 0) >= 5 AS known
     FROM shares
     GROUP BY ALL
 )
 SELECT s.period_grain, s.period, s.months_covered, s.hs_level, s.hs_code,
        coalesce(b.description, s.hs_description) AS hs_description, b.category,
-       s.total_import_value_usd, s.supplier_countries, s.top_supplier, s.top_supplier_code,
-       round(s.top_supplier_share_pct, 2) AS top_supplier_share_pct, s.hhi,
-       round(s.feoc_share_pct, 2) AS feoc_share_pct, round(s.country_coverage_pct, 2) AS country_coverage_pct,
+       s.total_import_value_usd, s.supplier_countries,
+       CASE WHEN s.known THEN s.top_supplier END AS top_supplier,
+       CASE WHEN s.known THEN s.top_supplier_code END AS top_supplier_code,
+       CASE WHEN s.known THEN round(s.top_supplier_share_pct, 2) END AS top_supplier_share_pct,
+       CASE WHEN s.known THEN s.hhi END AS hhi,
+       CASE WHEN s.known THEN round(s.feoc_share_pct, 2) END AS feoc_share_pct,
+       CASE WHEN s.total_is_reported THEN round(s.country_coverage_pct, 2) END AS country_coverage_pct,
        s.total_is_reported,
+       CASE WHEN s.total_is_reported THEN 'shares of the all-countries total'
+            WHEN s.known THEN 'shares of the ' || s.supplier_countries
+                              || ' partner countries present; no all-countries total, so partners not fetched are left out'
+            ELSE 'not computed: ' || s.supplier_countries || ' partner ' || CASE WHEN s.supplier_countries = 1 THEN 'country' ELSE 'countries' END
+                 || ' and no all-countries total, so the partner coverage is unknown (at least 5 partners are needed)'
+       END AS concentration_note,
        round(100.0 * (s.total_import_value_usd - prior.total_import_value_usd)
              / nullif(prior.total_import_value_usd, 0), 2) AS change_on_prior_year_pct
 FROM summary s
