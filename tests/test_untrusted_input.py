@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -446,15 +447,47 @@ def test_a_usgs_file_cut_mid_record_is_refused_naming_the_row_never_published_sh
     assert not Layout(settings.data_dir).public_db.exists()
 
 
-def test_a_census_page_cut_mid_record_is_refused_as_not_the_apis_format_by_the_source(
-    census: Contract, registry: Registry, settings: Settings, tmp_path: Path
+def _broken_inside_a_row(recorded: bytes) -> bytes:
+    at = recorded.index(b'",', len(recorded) // 2)
+    return recorded[:at] + b'",,' + recorded[at + 2 :]  # an empty array element: malformed JSON
+
+
+def _cut_at_a_row_end(recorded: bytes) -> bytes:
+    return recorded[: recorded.index(b"\n", len(recorded) // 2) + 1]
+
+
+def _cut_inside_a_row(recorded: bytes) -> bytes:
+    return recorded[: recorded.index(b'",', len(recorded) // 2) + 2]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        # DuckDB's JSON reader fails inside the page; the source says so (not the staging step,
+        # with DuckDB's message about a scratch file).
+        (
+            _broken_inside_a_row,
+            "row 2: not readable as the API's format: Invalid Input Error: Malformed JSON",
+        ),
+        # Cut short: whole rows or not, the array is never closed (a cut at a row's end would
+        # otherwise read as a smaller month).
+        (_cut_at_a_row_end, ": not readable as the API's format: the array of rows is never closed"),
+        (_cut_inside_a_row, ": not readable as the API's format: the array of rows is never closed"),
+    ],
+    ids=["broken-inside-a-row", "cut-at-a-row-end", "cut-inside-a-row"],
+)
+def test_a_census_page_cut_short_or_broken_is_refused_as_not_the_apis_format_by_the_source(
+    census: Contract,
+    registry: Registry,
+    settings: Settings,
+    tmp_path: Path,
+    damage: Callable[[bytes], bytes],
+    message: str,
 ) -> None:
-    recorded = (CENSUS_MONTHS / "2024-01.json").read_bytes()
-    cut = tmp_path / "2024-01.json"
-    cut.write_bytes(recorded[: len(recorded) // 2])
-    run = _ingest(census, registry, settings, cut)
+    page = tmp_path / "2024-01.json"
+    page.write_bytes(damage((CENSUS_MONTHS / "2024-01.json").read_bytes()))
+    run = _ingest(census, registry, settings, page)
     assert run.status == "failed", (run.status, run.error)
-    # The source says so (not the staging step, with DuckDB's message about a scratch file).
-    assert "2024-01.json, row 2: not readable as the API's format: Invalid Input Error: Malformed JSON" in (
-        run.error or ""
-    ), run.error
+    assert ("2024-01.json" + (", " if message.startswith("row") else "") + message) in (run.error or ""), (
+        run.error
+    )

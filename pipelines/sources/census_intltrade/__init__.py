@@ -129,8 +129,23 @@ def _json_page(page: RawPage, contract: Contract, opening: str) -> tuple[list[st
     in the same pass that reads them.
     """
     header = _json_header(page, contract, opening)
+    _refuse_unclosed_array(page, contract)
     source = f"read_json({quote_literal(str(page.path))}, format='array', records=false, columns={{'json': 'VARCHAR[]'}})"
     return header, f"(SELECT json, len(json) AS scdx_width FROM {source} OFFSET 1)", "json[{position}]"
+
+
+def _refuse_unclosed_array(page: RawPage, contract: Contract) -> None:
+    """A page whose outer array is never closed was cut short (DuckDB's reader takes the rows it
+    got up to the end of the file, so a cut at a line end would pass as a smaller month)."""
+    with page.path.open("rb") as handle:
+        handle.seek(max(0, page.path.stat().st_size - 64))
+        tail = handle.read().rstrip()
+    if not tail.endswith(b"]"):
+        raise NormalizeError(
+            contract.dataset,
+            page.path,
+            "not readable as the API's format: the array of rows is never closed (a response cut short)",
+        )
 
 
 def _csv_page(page: RawPage, contract: Contract, opening: str) -> tuple[list[str], str, str]:
