@@ -96,11 +96,16 @@ def has_data(run_state: dict[str, Any]) -> bool:
 
 
 def check_freshness(dataset: str, as_of: date) -> dict[str, Any]:
-    """Freshness of the dataset on ``as_of``; the caller fails the task when it is late."""
+    """Freshness of the dataset on ``as_of``; the caller fails the task when it is late.
+
+    Replaying (not live), an incremental dataset is judged on the day its recordings stand for
+    when ``as_of`` is later (recordings/as_of.yaml): offline, a first scheduled run is green."""
     from pipelines.orchestration.freshness import check_freshness as measure
+    from pipelines.replay.as_of import recordings_as_of
 
     settings, _, contract = _load(dataset)
-    report = measure(contract, Layout(settings.data_dir), as_of)
+    recorded = None if settings.live else recordings_as_of(settings.recordings_dir, contract.source.module)
+    report = measure(contract, Layout(settings.data_dir), as_of, recorded)
     return {
         "dataset": dataset,
         "late": report.late,
