@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from pipelines.common.progress import LogProgress
 from pipelines.common.settings import Settings, load_settings
 from pipelines.contracts import Contract, Registry, load_registry
 from pipelines.orchestration.dag_support import PUBLISH_POOL
@@ -55,7 +56,14 @@ def extract_and_land(
         last = last_published(Layout(settings.data_dir), contract, cursor.field) if cursor else None
         window = interval_window(contract, last, interval_start or interval_end, interval_end)
     step_extract_land(
-        run, contract, registry, settings, base_url, window=window, connection_lookup=connection_lookup
+        run,
+        contract,
+        registry,
+        settings,
+        base_url,
+        window=window,
+        connection_lookup=connection_lookup,
+        progress=LogProgress(),
     )
     return run.to_dict()
 
@@ -66,7 +74,7 @@ def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
     settings, registry, contract = _load(run.dataset)
     landed = open_landed(run.dataset, run.run_id, Layout(settings.data_dir))
     # A retry after a killed attempt re-stages the same raw pages (staging is derived, never landed).
-    step_normalize_stage(run, landed, contract, registry, settings, restage=True)
+    step_normalize_stage(run, landed, contract, registry, settings, restage=True, progress=LogProgress())
     return run.to_dict()
 
 
@@ -74,7 +82,7 @@ def _on_staged(run_state: dict[str, Any], step: Callable[..., object], **options
     run = RunRecord.from_dict(run_state)
     settings, registry, contract = _load(run.dataset)
     staged = open_staged(run.dataset, run.run_id, Layout(settings.data_dir))
-    step(run, staged, contract, registry, settings, **options)
+    step(run, staged, contract, registry, settings, progress=LogProgress(), **options)
     return run.to_dict()
 
 
