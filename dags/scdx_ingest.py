@@ -20,7 +20,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import Contract, load_registry
-from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, doc_md
+from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, dag_owner, doc_md
 
 SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -78,7 +78,7 @@ def build_ingest_dag(contract: Contract) -> Any:
         # contract's publish.max_shrink_pct (the agency really withdrew them).
         params={"allow_shrink": False},
         default_args={
-            "owner": contract.provider.agency,
+            "owner": dag_owner(contract),
             "retries": 2,
             "retry_delay": timedelta(minutes=1),
             "retry_exponential_backoff": True,
@@ -127,9 +127,12 @@ def build_ingest_dag(contract: Contract) -> Any:
                 raise AirflowSkipException(f"{dataset}: {run_state.get('status')}; nothing to publish")
             return _fail_quarantined(tasks.validate, run_state)
 
+        # The log says which tables the release changed and by how many rows (the store logs it),
+        # not the run record it hands on.
         @task(
             pool=PUBLISH_POOL,
             outlets=[Asset(name=f"curated.{dataset}", uri=asset_uri(dataset), group="scdx")],
+            show_return_value_in_logs=False,
         )
         def publish(run_state: dict[str, Any]) -> dict[str, Any]:
             from pipelines.orchestration import tasks

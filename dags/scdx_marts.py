@@ -49,7 +49,12 @@ _inputs = [
     },
 )
 def publish_marts() -> None:
-    @task(pool=PUBLISH_POOL, outlets=[Asset(name="marts", uri=MARTS_ASSET_URI, group="scdx")])
+    # The store logs which marts the release rebuilt and by how many rows.
+    @task(
+        pool=PUBLISH_POOL,
+        outlets=[Asset(name="marts", uri=MARTS_ASSET_URI, group="scdx")],
+        show_return_value_in_logs=False,
+    )
     def build_marts() -> dict[str, Any]:
         from pipelines.common.settings import load_settings
         from pipelines.marts import publish_marts as build

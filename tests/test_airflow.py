@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -115,6 +116,10 @@ def test_dagbag_loads_every_dag_file_without_import_errors_and_dags_follow_polic
     for dag_id, policy in dags.items():
         assert policy["retries"] >= 2 and policy["backoff"] is True, dag_id
         assert policy["owner"] and policy["tags"] and policy["doc"], dag_id
+        # Airflow reads a comma in owner as a list: each DAG has one owner, one name.
+        assert "," not in policy["owner"], (dag_id, policy["owner"])
+    assert dags["ingest_afdc_charging_stations"]["owner"] == "National Renewable Energy Laboratory"
+    assert dags["ingest_faf5_regional_flows"]["owner"] == "Bureau of Transportation Statistics"
     assert {f"ingest_{name}" for name in load_registry(SCHEMAS).contracts} | {"publish_marts"} == set(dags)
     assert isinstance(dags, dict) and "ingest_census_trade_imports" in dags
     ingest = dags["ingest_census_trade_imports"]
@@ -186,7 +191,14 @@ def test_dag_test_runs_the_ingest_end_to_end_and_leaves_the_curated_table_popula
     assert _last_json(result.stdout)["state"] == "success"
     # The data interval (2026-04-20) drives the window: an empty table loads from the contract's start.
     assert len(requests_seen) == 28 and all(("key", TEST_API_KEY) in r.query for r in requests_seen)
-    assert TEST_API_KEY not in result.stdout + result.stderr
+    logs = result.stdout + result.stderr
+    assert TEST_API_KEY not in logs
+    # The publish task's log says what the release changed, table by table, not the run record.
+    assert (
+        "public release 1: published curated.census_trade_imports 1,924 rows (new); marts rebuilt: " in logs
+    )
+    assert "import_concentration" in logs.split("marts rebuilt: ")[1].splitlines()[0]
+    assert "Returned value was" not in logs.split("task_id=publish")[-1].split("task_id=check_freshness")[0]
     with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM curated.census_trade_imports").fetchone() == (1924,)
         assert con.execute("SELECT status, rows_published FROM meta.runs").fetchall() == [("published", 1924)]
@@ -216,11 +228,38 @@ def test_publish_marts_builds_the_marts_then_refreshes_the_risk_report_of_that_r
     assert "marts.workforce_capacity is not published yet" in page
 
 
+def test_offline_a_run_long_after_the_recordings_is_green_judged_on_the_day_they_stand_for(
+    airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A newcomer unpauses the DAG months after the recordings were made: its first scheduled run
+    replays them and its freshness check measures their newest month on the day they stand for
+    (recordings/as_of.yaml), not on the run's day, so the run is green."""
+    with ReplayServer(RECORDINGS) as replay:
+        env = {**airflow_env, "SCDX_DATA_DIR": str(tmp_path / "data"), "SCDX_REPLAY_URL": replay.url}
+        result = run_dag_test("ingest_census_trade_imports", date(2027, 2, 14), env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = _last_json(result.stdout)
+    assert outcome["state"] == "success", outcome
+    assert (
+        "census_trade_imports: fresh, latest data 2026-03-01 is 66 days old on 2026-05-06, the day the "
+        "recordings stand for (replaying on 2027-02-14) (SLA 75 days)"
+    ) in result.stdout + result.stderr
+
+
 def test_a_late_dataset_publishes_then_fails_its_freshness_check_naming_age_and_sla(
     airflow_env: dict[str, str], tmp_path: Path
 ) -> None:
-    with ReplayServer(RECORDINGS) as replay:
-        env = {**airflow_env, "SCDX_DATA_DIR": str(tmp_path / "data"), "SCDX_REPLAY_URL": replay.url}
+    # Recordings that stand for 2026-11-23 but hold nothing after March: the agency missed releases.
+    recordings = tmp_path / "recordings"
+    shutil.copytree(RECORDINGS, recordings)
+    (recordings / "as_of.yaml").write_text("census_intltrade: 2026-11-23\n")
+    with ReplayServer(recordings) as replay:
+        env = {
+            **airflow_env,
+            "SCDX_DATA_DIR": str(tmp_path / "data"),
+            "SCDX_REPLAY_URL": replay.url,
+            "SCDX_RECORDINGS_DIR": str(recordings),
+        }
         result = run_dag_test("ingest_census_trade_imports", date(2026, 11, 23), env)
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = _last_json(result.stdout)

@@ -87,6 +87,10 @@ def test_triggered_ingest_publishes_and_its_asset_event_builds_the_marts(
         assert con.execute("SELECT count(*) FROM marts.import_concentration").fetchone()[0] > 0  # type: ignore[index]
     # The marts run ends by refreshing the risk report of the release it built.
     assert "import_concentration" in (data_dir / "report" / "index.html").read_text()
+    # Unpausing started a scheduled run for the latest interval, whatever today is: offline it
+    # replays the recordings and judges freshness on the day they stand for, so it is green too.
+    scheduled = airflow.wait_for_run(INGEST, lambda r: r["run_type"] == "scheduled")
+    assert scheduled["state"] == "success"
 
 
 @pytest.mark.timeout(1200)  # two backfills of three runs each, on two shared cores

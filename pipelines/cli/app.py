@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
@@ -89,10 +90,40 @@ class _IsoFormatter(logging.Formatter):
         return _iso_time(datetime.fromtimestamp(record.created)).plain
 
 
+# Attributes every LogRecord has; any other was passed as ``extra`` (dataset, run_id, stage ...).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (ISO 8601, UTC), level, logger, message, the fields a call
+    passed as ``extra`` (dataset, run_id ...) and the traceback, if any, as ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def structured_logs() -> bool:
+    """SCDX_LOG_FORMAT=json: one JSON object per log line (the nightly's log collector reads them)."""
+    return os.environ.get("SCDX_LOG_FORMAT", "").strip().lower() == "json"
+
+
 def setup_logging(verbose: bool) -> None:
-    """Log lines with ISO 8601 times: through rich on a terminal, plain (never wrapped) otherwise."""
+    """Log lines with ISO 8601 times: through rich on a terminal, plain (never wrapped) otherwise,
+    JSON objects with SCDX_LOG_FORMAT=json."""
     handler: logging.Handler
-    if err_console.is_terminal:
+    if structured_logs():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    elif err_console.is_terminal:
         handler = RichHandler(
             console=err_console, show_path=False, rich_tracebacks=False, log_time_format=_iso_time
         )

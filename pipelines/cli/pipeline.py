@@ -25,7 +25,9 @@ from pipelines.cli.app import (
     err_console,
     setup_logging,
 )
+from pipelines.cli.progress import refresh_progress
 from pipelines.common.errors import ScdxError, UsageError
+from pipelines.common.progress import NO_PROGRESS, Progress
 from pipelines.common.redact import redact_text
 from pipelines.common.settings import Settings
 from pipelines.sources.window import Window, parse_month
@@ -132,7 +134,7 @@ def _print_constructed(settings: Settings, runs: list[RunRecord], recordings: li
         )
 
 
-def _recorded(run: RunRecord, steps: Callable[[], object]) -> RunRecord:
+def _recorded(run: RunRecord, steps: Callable[[], object], progress: Progress = NO_PROGRESS) -> RunRecord:
     """Run one dataset's steps; however they end, the run record says how.
 
     Each step records its own failure in the run history before raising, so an error here is
@@ -144,6 +146,7 @@ def _recorded(run: RunRecord, steps: Callable[[], object]) -> RunRecord:
     except (ScdxError, OSError) as exc:
         if run.status == "running":
             run.finish("failed", error=redact_text(str(exc)))
+    progress.finished(run.dataset, run.status)
     return run
 
 
@@ -169,6 +172,7 @@ def _refresh(
             endpoint = stack.enter_context(source_endpoints(settings))
         except (TransportError, FileNotFoundError) as exc:
             raise UsageError(str(exc)) from None
+        progress = stack.enter_context(refresh_progress(len(contracts)))
         for contract in contracts:
             run = start_run(contract)
             runs.append(
@@ -184,7 +188,9 @@ def _refresh(
                         run=run,
                         force=force,
                         allow_shrink=allow_shrink,
+                        progress=progress,
                     ),
+                    progress,
                 )
             )
     return runs

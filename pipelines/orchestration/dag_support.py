@@ -17,6 +17,13 @@ def asset_uri(dataset: str) -> str:
     return f"scdx://curated/{dataset}"
 
 
+def dag_owner(contract: Contract) -> str:
+    """One owner name for the DAG: Airflow reads a comma in ``owner`` as a list of owners, so an
+    agency written "U.S. Department of Energy, National Renewable Energy Laboratory" is owned by
+    its most specific part, the laboratory."""
+    return contract.provider.agency.rsplit(",", 1)[-1].strip()
+
+
 def doc_md(contract: Contract) -> str:
     """The DAG's documentation, from the contract."""
     rows = "\n".join(f"| `{f.name}` | {f.type} | {f.description} |" for f in contract.fields)

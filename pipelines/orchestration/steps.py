@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pipelines.common.ahead import read_ahead
 from pipelines.common.errors import ScdxError
 from pipelines.common.faults import crash_point
+from pipelines.common.progress import NO_PROGRESS, Progress, counted_pages, counted_rows
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, Registry
 from pipelines.sources import DriftEvent, DriftRejected, FormatRefused, source_module
@@ -43,6 +44,11 @@ log = logging.getLogger("scdx.refresh")
 FETCH_AHEAD = 1  # responses held in memory ahead of land (each at most HttpPolicy.spool_bytes)
 
 
+def _fields(run: RunRecord) -> dict[str, str]:
+    """The run's fields of a log line (structured logs show them as keys)."""
+    return {"dataset": run.dataset, "run_id": run.run_id}
+
+
 def _last_published_landing(contract: Contract, layout: Layout) -> LandedBatch | None:
     """The raw files of the dataset's latest published run, if still on disk (to share bytes with)."""
     previous = latest_published_run(layout, contract)
@@ -63,9 +69,11 @@ def step_extract_land(
     window: Window | None = None,
     as_of: date | None = None,
     connection_lookup: Callable[[str], str | None] | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> LandedBatch:
     """Decide the window, fetch every page and land it; returns the landed batch."""
     layout = Layout(settings.data_dir)
+    progress.stage(contract.dataset, "extract and land")
     with failure_recorded(run, contract, registry, settings):
         if window is None:
             cursor = contract.source.incremental
@@ -73,7 +81,9 @@ def step_extract_land(
             window = incremental_window(contract, last, as_of or datetime.now(UTC).date())
         run.window_start, run.window_end = window.start, window.end
         api_key = resolve_api_key(contract.source.auth, connection_lookup, live=settings.live)
-        log.info("%s run %s: window %s from %s", contract.dataset, run.run_id, window, base_url)
+        log.info(
+            "%s run %s: window %s from %s", contract.dataset, run.run_id, window, base_url, extra=_fields(run)
+        )
         failed_attempts = FailedAttempts(layout.raw_dir(contract.dataset, run.run_id) / "_failed_attempts")
         pages = extract(
             contract,
@@ -89,7 +99,11 @@ def step_extract_land(
         # The next response downloads while this one is hashed and written.
         ahead = read_ahead(pages, FETCH_AHEAD, f"scdx-fetch-{contract.dataset}")
         landed = land(
-            ahead, contract.dataset, run.run_id, layout, earlier=_last_published_landing(contract, layout)
+            counted_pages(ahead, progress, contract.dataset),
+            contract.dataset,
+            run.run_id,
+            layout,
+            earlier=_last_published_landing(contract, layout),
         )
         log.info(
             "%s run %s: landed %d responses, %d bytes",
@@ -97,6 +111,7 @@ def step_extract_land(
             run.run_id,
             len(landed.pages),
             landed.total_bytes,
+            extra=_fields(run),
         )
     run.raw_files = len(landed.pages)
     run.raw_bytes = landed.total_bytes
@@ -165,6 +180,7 @@ def step_normalize_stage(
     restage: bool = False,
     force: bool = False,
     validating_next: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> StagedBatch:
     """Normalize the landed pages to contract types and stage them as Parquet.
 
@@ -184,8 +200,9 @@ def step_normalize_stage(
 
     if validating_next:
         _warm_up_validation()
+    progress.stage(contract.dataset, "normalize and stage")
     stats = NormalizeStats()
-    staged = _staged(run, landed, contract, registry, settings, stats, restage)
+    staged = _staged(run, landed, contract, registry, settings, stats, restage, progress)
     run.drift = stats.drift_dicts()
     run.rows_staged = staged.rows
     if stats.pages == stats.empty_pages:
@@ -230,6 +247,7 @@ def _staged(
     settings: Settings,
     stats: NormalizeStats,
     restage: bool,
+    progress: Progress = NO_PROGRESS,
 ) -> StagedBatch:
     """Normalize and stage the landed pages; drift the contract rejects quarantines the run."""
     from pipelines.stages.normalize import normalize
@@ -238,8 +256,9 @@ def _staged(
     layout = Layout(settings.data_dir)
     try:
         with failure_recorded(run, contract, registry, settings, unless=DriftRejected):
+            batches = normalize(landed, contract, registry, stats, scratch_dir=layout.work_dir)
             staged = stage(
-                normalize(landed, contract, registry, stats, scratch_dir=layout.work_dir),
+                counted_rows(batches, progress, contract.dataset),
                 contract,
                 registry,
                 run.run_id,
@@ -279,7 +298,12 @@ def _judge_declared_count(run: RunRecord, contract: Contract, stats: NormalizeSt
 
 
 def step_validate(
-    run: RunRecord, staged: StagedBatch, contract: Contract, registry: Registry, settings: Settings
+    run: RunRecord,
+    staged: StagedBatch,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    progress: Progress = NO_PROGRESS,
 ) -> ValidationReport:
     """Validate; a blocking failure quarantines the batch, records the run and raises QuarantinedError.
 
@@ -288,6 +312,7 @@ def step_validate(
     """
     from pipelines.stages.validate import validate
 
+    progress.stage(contract.dataset, "validate")
     layout = Layout(settings.data_dir)
     with failure_recorded(run, contract, registry, settings):
         report = validate(staged, contract, registry, layout)
@@ -327,9 +352,11 @@ def step_publish(
     registry: Registry,
     settings: Settings,
     allow_shrink: bool = False,
+    progress: Progress = NO_PROGRESS,
 ) -> PublishResult:
     """Publish the validated batch into a new version of the curated database (audited first:
     ``allow_shrink`` lets it remove more rows than the contract's max_shrink_pct)."""
+    progress.stage(contract.dataset, "publish")
     with failure_recorded(run, contract, registry, settings):
         return publish(
             staged, contract, registry, Layout(settings.data_dir), run, settings.keep_versions, allow_shrink

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from pipelines.common.progress import LogProgress
 from pipelines.common.settings import Settings, load_settings
 from pipelines.contracts import Contract, Registry, load_registry
 from pipelines.orchestration.dag_support import PUBLISH_POOL
@@ -55,7 +56,14 @@ def extract_and_land(
         last = last_published(Layout(settings.data_dir), contract, cursor.field) if cursor else None
         window = interval_window(contract, last, interval_start or interval_end, interval_end)
     step_extract_land(
-        run, contract, registry, settings, base_url, window=window, connection_lookup=connection_lookup
+        run,
+        contract,
+        registry,
+        settings,
+        base_url,
+        window=window,
+        connection_lookup=connection_lookup,
+        progress=LogProgress(),
     )
     return run.to_dict()
 
@@ -66,7 +74,7 @@ def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
     settings, registry, contract = _load(run.dataset)
     landed = open_landed(run.dataset, run.run_id, Layout(settings.data_dir))
     # A retry after a killed attempt re-stages the same raw pages (staging is derived, never landed).
-    step_normalize_stage(run, landed, contract, registry, settings, restage=True)
+    step_normalize_stage(run, landed, contract, registry, settings, restage=True, progress=LogProgress())
     return run.to_dict()
 
 
@@ -74,7 +82,7 @@ def _on_staged(run_state: dict[str, Any], step: Callable[..., object], **options
     run = RunRecord.from_dict(run_state)
     settings, registry, contract = _load(run.dataset)
     staged = open_staged(run.dataset, run.run_id, Layout(settings.data_dir))
-    step(run, staged, contract, registry, settings, **options)
+    step(run, staged, contract, registry, settings, progress=LogProgress(), **options)
     return run.to_dict()
 
 
@@ -96,11 +104,16 @@ def has_data(run_state: dict[str, Any]) -> bool:
 
 
 def check_freshness(dataset: str, as_of: date) -> dict[str, Any]:
-    """Freshness of the dataset on ``as_of``; the caller fails the task when it is late."""
+    """Freshness of the dataset on ``as_of``; the caller fails the task when it is late.
+
+    Replaying (not live), an incremental dataset is judged on the day its recordings stand for
+    when ``as_of`` is later (recordings/as_of.yaml): offline, a first scheduled run is green."""
     from pipelines.orchestration.freshness import check_freshness as measure
+    from pipelines.replay.as_of import recordings_as_of
 
     settings, _, contract = _load(dataset)
-    report = measure(contract, Layout(settings.data_dir), as_of)
+    recorded = None if settings.live else recordings_as_of(settings.recordings_dir, contract.source.module)
+    report = measure(contract, Layout(settings.data_dir), as_of, recorded)
     return {
         "dataset": dataset,
         "late": report.late,

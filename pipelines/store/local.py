@@ -47,6 +47,7 @@ from pipelines.store import (
     TableInfo,
 )
 from pipelines.store.catalog import Catalog, dumps, loads
+from pipelines.store.changes import describe_changes
 from pipelines.store.damage import check_release_files, damaged_files
 from pipelines.store.draft import LocalDraft, StoreDirs
 from pipelines.store.layout import VersionStore, fsync_path
@@ -199,6 +200,13 @@ class LocalStore:
             if source is not None:
                 self._check_files(source, tables, release_file=base is None)
             number = self.catalog.next_release_number(self.tier)
+            # The rows of the release this one follows, to say what it changed (the draft edits ``tables``).
+            previous = (
+                tables
+                if current is None or source == current["number"]
+                else self._tables_of(current["number"])
+            )
+            before = {name: t.rows for name, t in previous.items()}
             draft = LocalDraft(self.dirs, number, tables, stack)
             change(draft)
             if restored is not None and current is not None:
@@ -207,7 +215,11 @@ class LocalStore:
                 draft.discard()
                 return None
             crash_point("publish:before_commit")
-            return self._commit(draft, kind, run_ids, [*runs, *draft.runs], current, restored)
+            release = self._commit(draft, kind, run_ids, [*runs, *draft.runs], current, restored)
+        log.info(
+            "%s", describe_changes(self.tier, release.number, release.changed, before, release.table_rows)
+        )
+        return release
 
     def _commit(
         self,
@@ -253,13 +265,6 @@ class LocalStore:
         self._swap(final)
         crash_point("publish:after_swap")
         self.prune(self.keep)
-        log.info(
-            "%s tier: release %d (%s: %s)",
-            self.tier,
-            draft.number,
-            kind,
-            ", ".join(draft.changed) or "no change",
-        )
         return self._release(self.catalog.release(self.tier, draft.number) or release_row)
 
     @staticmethod
