@@ -13,10 +13,11 @@ from pipelines.cli import app
 from pipelines.common.settings import Settings
 from pipelines.contracts import ContractError, PartnerRegistry, Registry, load_partners
 from pipelines.orchestration.inbox import Outcome, inbox_dir, ingest_inbox, submit
+from pipelines.replay.flow_generate import DEFAULT_SEED, write_submissions
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current
 
-from .conftest import SCHEMAS
+from .conftest import RECORDINGS, SCHEMAS
 
 THROUGHPUT = "flow_port_throughput"
 HEADER = "port_code,terminal_code,week,loaded_teu_in,loaded_teu_out,empty_teu_in,empty_teu_out,vessel_arrivals,dwell_days"
@@ -226,3 +227,30 @@ def test_the_cli_lists_partners_and_rotate_key_prints_a_new_key_once_and_writes_
     assert len(key) >= 40
     assert (SCHEMAS / "partners.yaml").read_bytes() == before
     assert not any(key.encode() in p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
+
+
+def test_the_generator_is_deterministic_and_the_bundled_submissions_are_what_it_writes(
+    tmp_path: Path,
+) -> None:
+    written = write_submissions(tmp_path, DEFAULT_SEED)
+    assert len(written) == 12
+    for path in written:
+        bundled = RECORDINGS / "flow" / path.parent.name / path.name
+        assert path.read_bytes() == bundled.read_bytes(), bundled
+
+
+def test_generated_submissions_pass_their_contracts_and_publish(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, registry: Registry, partners: PartnerRegistry
+) -> None:
+    shipper = "shipper_delta_home"
+    monkeypatch.setenv(f"SCDX_PARTNER_{shipper.upper()}_KEY", "delta-key")
+    flow = RECORDINGS / "flow"
+    submit(
+        inbox_dir(settings),
+        shipper,
+        "flow_shipper_forecasts",
+        flow / "flow_shipper_forecasts" / f"{shipper}.csv",
+        b"delta-key",
+    )
+    submit(inbox_dir(settings), GARDEN, THROUGHPUT, flow / THROUGHPUT / f"{GARDEN}.csv", GARDEN_KEY.encode())
+    assert [o.status for o in ingest_inbox(settings, registry, partners)] == ["published", "published"]
