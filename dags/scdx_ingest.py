@@ -159,4 +159,6 @@ def build_ingest_dag(contract: Contract) -> Any:
 
 
 for _contract in load_registry(SCHEMAS_DIR, with_codelists=False).contracts.values():
+    if _contract.source.inbox:  # partner data arrives through the inbox, not a fetch
+        continue
     globals()[f"ingest_{_contract.dataset}"] = build_ingest_dag(_contract)

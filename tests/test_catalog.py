@@ -156,7 +156,7 @@ def test_the_demo_summary_says_which_replayed_datasets_are_constructed_and_where
     lines = out.splitlines()
     header = next(line for line in lines if "rows published" in line)
     assert "recordings" in header
-    for contract in registry.contracts.values():
+    for contract in (c for c in registry.contracts.values() if not c.source.inbox):
         recordings = contract.source.offline_recordings
         assert recordings is not None
         # The refresh's own run of each dataset is its first row; the census hand downloads
@@ -244,7 +244,7 @@ def test_datasets_replayed_from_constructed_recordings_are_marked_and_linked_to_
 ) -> None:
     data_dir, _ = demo
     provenance = _read(data_dir / "catalog" / "provenance.html")
-    for contract in registry.contracts.values():
+    for contract in (c for c in registry.contracts.values() if not c.source.inbox):
         recordings = contract.source.offline_recordings
         assert recordings is not None
         page = _read(data_dir / "catalog" / f"{contract.dataset}.html")

@@ -146,7 +146,14 @@ def test_every_contract_says_whether_its_recordings_are_real_or_constructed_and_
         assert recordings.folder in sections, f"{contract.dataset}: {recordings.provenance} is no section"
         assert (RECORDINGS / recordings.folder).is_dir()
         kinds[contract.dataset] = recordings.kind
-    constructed = {"census_trade_imports", "census_trade_exports", "bls_qcew_industry", "faf5_regional_flows"}
+    constructed = {
+        "census_trade_imports",
+        "census_trade_exports",
+        "bls_qcew_industry",
+        "faf5_regional_flows",
+        "flow_port_throughput",
+        "flow_shipper_forecasts",
+    }
     assert {d for d, kind in kinds.items() if kind == "constructed"} == constructed
 
 

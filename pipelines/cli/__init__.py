@@ -16,7 +16,7 @@ __all__ = ["app", "main"]
 
 # The command modules register their commands on the app when imported; the help lists its panels
 # (running the pipeline, querying and exploring, operating) in the order of these imports.
-for _module in ("pipeline", "query", "explore", "operate", "releases"):
+for _module in ("pipeline", "query", "explore", "operate", "releases", "partners"):
     importlib.import_module(f"pipelines.cli.{_module}")
 
 

@@ -22,7 +22,7 @@ from pipelines.cli.app import (
 )
 from pipelines.common.errors import UsageError
 from pipelines.common.settings import load_settings
-from pipelines.contracts import Contract
+from pipelines.contracts import Contract, contract_paths
 
 _EVERY = {"*"}
 
@@ -161,7 +161,7 @@ def contracts_check(
         say(f"✗ {problem}", err=True, style="red")
     if problems:
         raise typer.Exit(1)
-    count = len(list(schemas_dir.glob("*.yaml"))) - 1
+    count = len(contract_paths(schemas_dir))
     say(f"✓ {count} contract(s) in {schemas_dir} pass" + (f", compatible with {against}" if against else ""))
 
 

@@ -163,7 +163,8 @@ def _refresh(
     from pipelines.sources.transport import TransportError
 
     registry = cli_registry(settings)
-    names = datasets or sorted(registry.contracts)
+    # Partner datasets come through the inbox (scdx partner ingest), never from a refresh.
+    names = datasets or sorted(n for n, c in registry.contracts.items() if not c.source.inbox)
     # An unknown name ends the command before any run starts: ContractError, exit code 2.
     contracts = [registry.get(name) for name in names]
     runs: list[RunRecord] = []

@@ -65,6 +65,15 @@ from pipelines.contracts.models import (
     Unit,
     check_identifier,
 )
+from pipelines.contracts.partners import (
+    PARTNERS_FILE,
+    Partner,
+    PartnerRegistry,
+    SecretRef,
+    default_env,
+    load_partners,
+    save_partners,
+)
 from pipelines.contracts.provenance import (
     Provenance,
     ProvenanceNote,
@@ -76,6 +85,7 @@ from pipelines.contracts.reading import load_yaml
 
 __all__ = [
     "DUCKDB_TYPES",
+    "PARTNERS_FILE",
     "SEMVER",
     "YEAR_MONTH",
     "ArrowTypeName",
@@ -93,6 +103,8 @@ __all__ = [
     "Incremental",
     "OfflineRecordings",
     "Paging",
+    "Partner",
+    "PartnerRegistry",
     "Policy",
     "Provenance",
     "ProvenanceNote",
@@ -101,6 +113,7 @@ __all__ = [
     "RateLimit",
     "Registry",
     "Retention",
+    "SecretRef",
     "SharedType",
     "Source",
     "TypeCatalog",
@@ -112,14 +125,17 @@ __all__ = [
     "check_type_codelists",
     "column_comment",
     "contract_paths",
+    "default_env",
     "duckdb_ddl",
     "from_recordings",
     "load_contract",
+    "load_partners",
     "load_registry",
     "load_types",
     "load_yaml",
     "parse_contract",
     "provenance_notes",
     "provenance_of",
+    "save_partners",
     "table_comment",
 ]

@@ -133,8 +133,8 @@ def load_contract(path: Path, types: TypeCatalog, codelists: Codelists | None = 
 
 
 def contract_paths(schemas_dir: Path) -> list[Path]:
-    """The contract files of a schemas directory (every *.yaml but the shared types)."""
-    return [p for p in sorted(schemas_dir.glob("*.yaml")) if p.name != "types.yaml"]
+    """The contract files of a schemas directory (every *.yaml but the shared types and partners)."""
+    return [p for p in sorted(schemas_dir.glob("*.yaml")) if p.name not in {"types.yaml", "partners.yaml"}]
 
 
 def check_type_codelists(types: TypeCatalog, codelists: Codelists, where: Path) -> None:

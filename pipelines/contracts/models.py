@@ -207,6 +207,9 @@ class Source(_Model):
     ignored_columns: list[str] = Field(default_factory=list)
     # What the bundled recordings hold for this dataset (real or constructed values).
     offline_recordings: OfflineRecordings | None = None
+    # Submitted by partners into the inbox (scdx partner submit), never fetched: refresh, the demo
+    # and the ingest DAGs leave it out; its rows' partner_id is the authenticated submitter.
+    inbox: bool = False
 
     @property
     def pool_name(self) -> str:
@@ -305,6 +308,14 @@ class Retention(_Model):
     curated: str
 
 
+class Disclosure(_Model):
+    """When an aggregate of partner data may be shown: at least ``min_partners`` contribute and no
+    one holds more than ``max_share_pct`` of it (the disclosure-control library applies the rule)."""
+
+    min_partners: int = Field(ge=1)
+    max_share_pct: float = Field(gt=0, le=100)
+
+
 class Freshness(_Model):
     max_age_days: int = Field(gt=0)
 
@@ -329,6 +340,7 @@ class Contract(_Model):
     publish: PublishSpec = PublishSpec()
     checks: Checks = Checks()
     evolution: Evolution = Evolution()
+    disclosure: Disclosure | None = None
 
     @field_validator("dataset")
     @classmethod
@@ -359,6 +371,8 @@ class Contract(_Model):
                 raise ValueError(f"{role} names fields that do not exist: {', '.join(absent)}")
         if self.publish.mode == "replace_partitions" and not self.publish.partition_by:
             raise ValueError("publish.mode replace_partitions needs publish.partition_by")
+        if self.source.inbox and ("partner_id" not in names or self.classification != "restricted"):
+            raise ValueError("an inbox dataset is restricted, with a partner_id field")
         if self.source.incremental and self.source.incremental.field not in names:
             raise ValueError(f"source.incremental.field {self.source.incremental.field!r} is not a field")
         for check in self.checks.expectations:

@@ -79,12 +79,14 @@ def ingest_file(
     path: Path,
     run: RunRecord | None = None,
     allow_shrink: bool = False,
+    submission: dict[str, str] | None = None,
 ) -> RunRecord:
-    """The same land -> normalize -> stage -> validate -> publish path, for a file in hand."""
+    """The same land -> normalize -> stage -> validate -> publish path, for a file in hand
+    (``submission``: a verified partner submission, see pipelines.orchestration.inbox)."""
     run = run or start_run(contract)
     with interrupts_recorded(run, contract, registry, settings), dataset_guard(contract, settings):
         begin_run(run, contract, registry, Layout(settings.data_dir))
-        landed = step_land_file(run, contract, registry, settings, path)
+        landed = step_land_file(run, contract, registry, settings, path, submission)
         staged = step_normalize_stage(run, landed, contract, registry, settings, validating_next=True)
         if run.status in NOTHING_TO_PUBLISH:
             return run

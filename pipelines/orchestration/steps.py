@@ -121,13 +121,20 @@ def step_extract_land(
 
 
 def step_land_file(
-    run: RunRecord, contract: Contract, registry: Registry, settings: Settings, path: Path
+    run: RunRecord,
+    contract: Contract,
+    registry: Registry,
+    settings: Settings,
+    path: Path,
+    submission: dict[str, str] | None = None,
 ) -> LandedBatch:
     """Land a file a user downloaded by hand, in place of fetching (scdx ingest-file).
 
     The file must be one of the formats its source reads (pipelines.sources.formats), else it is refused
     before anything lands. A file in hand is a partial batch: nothing says it holds every row of
-    what it touches, so publishing merges it (or refuses it, as the contract says).
+    what it touches, so publishing merges it (or refuses it, as the contract says). A verified
+    partner ``submission`` (its partner_id and submission_id, kept in the manifest) is complete:
+    it replaces the partitions it holds, which are the partner's own.
     """
     with failure_recorded(run, contract, registry, settings):
         formats = source_module(contract.source.module).FORMATS
@@ -136,9 +143,11 @@ def step_land_file(
         if why is not None:
             raise FormatRefused(contract.dataset, path, why)
         landed = land_file(
-            path, contract.dataset, run.run_id, Layout(settings.data_dir), encoding=kind.encoding
+            path, contract.dataset, run.run_id, Layout(settings.data_dir), kind.encoding, submission
         )
     run.coverage, run.coverage_note = "partial", f"file in hand {path.name}"
+    if submission is not None:
+        run.coverage, run.coverage_note = "complete", f"partner submission {submission['submission_id']}"
     run.raw_files = len(landed.pages)
     run.raw_bytes = landed.total_bytes
     run.raw_sha256 = landed.sha256s

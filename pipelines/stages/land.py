@@ -295,12 +295,18 @@ _SUFFIX_TYPES = {
 
 
 def land_file(
-    path: Path, dataset: str, run_id: str, layout: Layout, encoding: str | None = None
+    path: Path,
+    dataset: str,
+    run_id: str,
+    layout: Layout,
+    encoding: str | None = None,
+    origin: dict[str, str] | None = None,
 ) -> LandedBatch:
     """Land a file a user downloaded by hand, exactly like a response: bytes, manifest, marker.
 
     ``encoding``: the text encoding the file was found in (pipelines.sources.formats), kept in the manifest
-    so normalize reads the bytes as written.
+    so normalize reads the bytes as written. ``origin``: more to say in the manifest (a partner
+    submission: its partner and submission id).
     """
     if not path.is_file():
         raise LandError(f"{dataset}: cannot read {path}: not a file")
@@ -318,10 +324,10 @@ def land_file(
         body_file_is_temporary=False,
     )
     # The manifest says where the bytes came from: a file in hand, by name (and, as always, checksum).
-    origin = {"source": "file", "file_name": path.name}
+    said = {"source": "file", "file_name": path.name, **(origin or {})}
     if encoding is not None:
-        origin["encoding"] = encoding
-    return land([page], dataset, run_id, layout, origin=origin)
+        said["encoding"] = encoding
+    return land([page], dataset, run_id, layout, origin=said)
 
 
 class FailedAttempts:

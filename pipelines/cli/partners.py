@@ -1,0 +1,126 @@
+"""``scdx partner list | add | rotate-key | submit | ingest``: partners and their signed submissions."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipelines.cli.app import OPERATE, DataDirOption, app, cli_registry, cli_settings, say
+from pipelines.common.errors import UsageError
+from pipelines.contracts import (
+    Partner,
+    PartnerRegistry,
+    SecretRef,
+    default_env,
+    load_partners,
+    save_partners,
+)
+
+partner_app = typer.Typer(no_args_is_help=True, help="Data-sharing partners and their signed submissions.")
+app.add_typer(partner_app, name="partner", rich_help_panel=OPERATE)
+
+ROLES = ("shipper", "port_terminal", "carrier", "warehouse")
+
+
+def _partners(data_dir: Path | None) -> tuple[Path, PartnerRegistry]:
+    settings = cli_settings(data_dir)
+    registry = cli_registry(settings)
+    return settings.schemas_dir, load_partners(settings.schemas_dir, set(registry.contracts))
+
+
+@partner_app.command("list")
+def partner_list(data_dir: DataDirOption = None) -> None:
+    """One line per partner: id, role, the datasets it may submit, where its key is read from."""
+    _, partners = _partners(data_dir)
+    if not partners.partners:
+        say("no partners registered")
+    for p in partners.partners:
+        say(f"{p.id}  {p.role}  {','.join(p.datasets)}  key: ${p.secret.env}  ({p.organisation})")
+
+
+@partner_app.command("add")
+def partner_add(
+    partner_id: Annotated[str, typer.Argument(help="Partner id (lowercase letters, digits, underscores).")],
+    organisation: Annotated[str, typer.Option(help="The partner's organisation.")],
+    role: Annotated[str, typer.Option(help="shipper, port_terminal, carrier or warehouse.")],
+    dataset: Annotated[list[str], typer.Option(help="A dataset it may submit (repeat for more).")],
+    env: Annotated[str | None, typer.Option(help="Variable its key is read from.")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Register a partner in schemas/partners.yaml (no key: `scdx partner rotate-key` makes one)."""
+    schemas_dir, partners = _partners(data_dir)
+    known = set(cli_registry(cli_settings(data_dir)).contracts)
+    if role not in ROLES:
+        raise UsageError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if partners.find(partner_id) is not None:
+        raise UsageError(f"partner {partner_id!r} is already registered")
+    unknown = sorted(set(dataset) - known)
+    if unknown:
+        raise UsageError(f"unknown datasets: {', '.join(unknown)}")
+    try:
+        partner = Partner.model_validate(
+            {
+                "id": partner_id,
+                "organisation": organisation,
+                "role": role,
+                "datasets": dataset,
+                "secret": SecretRef(
+                    env=env or default_env(partner_id), airflow_conn_id=f"scdx_partner_{partner_id}"
+                ),
+            }
+        )
+    except ValueError as exc:
+        raise UsageError(f"partner {partner_id!r}: {exc}") from None
+    path = save_partners(
+        schemas_dir, PartnerRegistry(version=partners.version, partners=[*partners.partners, partner])
+    )
+    say(f"partner {partner_id} added to {path}; make its key with `scdx partner rotate-key {partner_id}`")
+
+
+@partner_app.command("rotate-key")
+def partner_rotate_key(
+    partner_id: Annotated[str, typer.Argument(help="The partner whose key to replace.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print a new signing key once: store it in the partner's variable (or Airflow connection) and
+    hand it to the partner. The exchange writes it nowhere."""
+    _, partners = _partners(data_dir)
+    partner = partners.get(partner_id)
+    key = secrets.token_urlsafe(32)
+    say(f"new key for {partner.id}, shown once; set it as ${partner.secret.env}", err=True)
+    typer.echo(key)
+
+
+@partner_app.command("submit")
+def partner_submit(
+    partner_id: Annotated[str, typer.Argument(help="The submitting partner.")],
+    dataset: Annotated[str, typer.Argument(help="The dataset the file is for.")],
+    file: Annotated[Path, typer.Argument(help="The CSV file.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Sign FILE with the partner's key (from its variable) and put it in the data dir's inbox."""
+    from pipelines.orchestration.inbox import inbox_dir, submit
+
+    settings = cli_settings(data_dir, writes=True)
+    partners = load_partners(settings.schemas_dir)
+    if not file.is_file():
+        raise UsageError(f"no file {file}")
+    envelope = submit(inbox_dir(settings), partner_id, dataset, file, partners.get(partner_id).key())
+    say(f"submitted {file.name} as {envelope.name.removesuffix('.envelope.json')}")
+
+
+@partner_app.command("ingest")
+def partner_ingest(data_dir: DataDirOption = None) -> None:
+    """Verify every submission in the inbox; ingest the valid ones, set the others aside with why."""
+    from pipelines.orchestration.inbox import ingest_inbox
+
+    settings = cli_settings(data_dir, writes=True)
+    registry = cli_registry(settings)
+    outcomes = ingest_inbox(settings, registry, load_partners(settings.schemas_dir, set(registry.contracts)))
+    for o in outcomes:
+        say(f"{o.submission_id}  {o.partner_id or '-'}  {o.dataset or '-'}  {o.status}  {o.reason}".rstrip())
+    if any(o.status not in ("published", "unchanged", "no_data") for o in outcomes):
+        raise typer.Exit(1)
