@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from devtools import PROJECT_ROOT
+from pipelines.contracts import load_registry
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 GUIDE = PROJECT_ROOT / "docs" / "analysts.md"
@@ -45,7 +46,11 @@ def test_demo_refreshes_every_dataset_offline_and_prints_summary_scorecard_and_b
     for heading in ("dataset", "rows landed", "rows published", "rows quarantined", "validation", "seconds"):
         assert heading in out
     with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
-        contracts = {p.stem for p in (PROJECT_ROOT / "schemas").glob("*.yaml") if p.stem != "types"}
+        contracts = {
+            c.dataset
+            for c in load_registry(PROJECT_ROOT / "schemas").contracts.values()
+            if not c.source.inbox
+        }
         published = {
             d
             for (d,) in con.execute(

@@ -19,6 +19,9 @@ import pytest
 import yaml
 
 from pipelines.cli import app
+from pipelines.contracts.loading import contract_paths
+
+from .conftest import SCHEMAS
 
 SCDX = str(Path(sys.executable).parent / "scdx")
 FAF = "SELECT * FROM curated.faf5_regional_flows"
@@ -278,7 +281,8 @@ def test_freshness_exits_1_when_a_dataset_is_late_and_0_with_warn_only(published
     # bls_qcew_industry's recordings end in 2021: late on any day this test runs or pretends to.
     late = scdx("freshness", "--as-of", "2026-11-23", data_dir=published)
     assert late.returncode == 1 and "bls_qcew_industry: LATE" in late.stdout
-    assert re.search(r"\d of 9 datasets late: .*bls_qcew_industry", late.stderr)
+    datasets = len(contract_paths(SCHEMAS))
+    assert re.search(rf"\d of {datasets} datasets late: .*bls_qcew_industry", late.stderr)
     warned = scdx("freshness", "--as-of", "2026-11-23", "--warn-only", data_dir=published)
     assert warned.returncode == 0 and warned.stdout == late.stdout
 
@@ -310,7 +314,7 @@ def test_lineage_of_a_mart_goes_through_its_curated_tables_and_runs_to_the_agenc
 
 def test_datasets_is_one_line_per_dataset_and_a_name_prints_its_whole_contract(published: Path) -> None:
     listing = scdx("datasets", data_dir=published, columns=120).stdout.splitlines()
-    assert len(listing) == 1 + 9
+    assert len(listing) == 1 + len(contract_paths(SCHEMAS))
     census = next(line for line in listing if line.startswith("census_trade_imports "))
     assert "U.S. Census Bureau" in census and "public" in census and "daily 06:00 UTC" in census
     assert "75 days" in census

@@ -267,7 +267,8 @@ def ingest_file_command(
     settings = cli_settings(data_dir, writes=True)
     registry = cli_registry(settings)
     contract = registry.get(dataset)
-    if not path.is_file():
+    # A directory, an empty or binary file is refused by the format check (exit 1, naming what it found).
+    if not path.exists():
         raise UsageError(f"{dataset}: no such file {path}")
     run = start_run(contract)
     _recorded(
