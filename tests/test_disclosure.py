@@ -130,6 +130,24 @@ def test_a_cell_a_partner_owns_does_not_hide_a_suppressed_one_from_that_partner(
     assert_no_attacker_pins_anything_down(contributions(rows), public, PORTS, RULE)
 
 
+def test_suppressed_terminals_one_partner_serves_alone_do_not_give_its_port_total_away() -> None:
+    # The port less T2 is what T0 and T1 hold together: A's whole port total, unless T2 goes too.
+    rows = [
+        ("LAX", "T0", "W1", "A", 41.0),
+        ("LAX", "T1", "W1", "A", 49.0),
+        ("LAX", "T2", "W1", "B", 65.0),
+        ("LAX", "T2", "W1", "C", 33.0),
+        ("LAX", "T2", "W1", "D", 14.0),
+    ]
+    public = protect(contributions(rows), PORTS)
+    assert cell(public, "terminal_week", terminal="T2")["suppression_reason"] == COMPLEMENTARY
+    # Then A, who knows T0 and T1, would read T2 off the port: no suppressed cell may be derived,
+    # so the port goes too (and the week, which is this one port).
+    assert cell(public, "port_week", port_code="LAX")["suppression_reason"] == COMPLEMENTARY
+    assert cell(public, "week", week="W1")["suppression_reason"] == COMPLEMENTARY
+    assert_no_attacker_pins_anything_down(contributions(rows), public, PORTS, RULE)
+
+
 def test_published_cells_carry_a_band_of_contributors_not_the_count() -> None:
     public = protect(contributions(a_port_with_one_sensitive_terminal()), PORTS)
     assert cell(public, "terminal_week", terminal="T3")["contributors"] == "3-4"

@@ -56,6 +56,7 @@ class _Protection:
         self.cells = cells
         self.groups = groups
         self.suppressed = dict(suppressed)
+        self.rule = rule
         self.margin = rule.min_protection_pct / 100
         self.children_of = {group.parent: group.children for group in groups}
 
@@ -122,18 +123,49 @@ class _Protection:
             return group.parent
         return None  # everything that could hide the target already does
 
+    def exposed_sum(self, group: Group) -> CellId | None:
+        """The cell to suppress when the sum of the suppressed children is itself sensitive.
+
+        Under a published parent that sum is published in effect (the parent less the published
+        children), so it must pass the primary rule like any cell: two suppressed terminals that
+        one partner alone serves would otherwise give that partner's port total away. The smallest
+        published child joins them, or the parent is suppressed when none is left.
+        """
+        if group.parent in self.suppressed:
+            return None
+        hidden = [child for child in group.children if child in self.suppressed]
+        if not hidden:
+            return None
+        pooled = Cell(self.cells[group.parent].level, self.cells[group.parent].key)
+        for child in hidden:
+            for partner, share in self.cells[child].shares.items():
+                pooled.shares[partner] = pooled.shares.get(partner, 0.0) + share
+        if primary_reason(pooled, self.rule) is None:
+            return None
+        published = sorted(
+            (child for child in group.children if child not in self.suppressed),
+            key=lambda child: (self.cells[child].value, repr(child)),
+        )
+        return published[0] if published else group.parent
+
+    def next_suppression(self, group: Group) -> CellId | None:
+        """The next cell this group needs suppressed, or None when it holds."""
+        exposed = self.exposed_sum(group)
+        if exposed is not None:
+            return exposed
+        for attacker, target, missing in self.shortfalls(group):
+            chosen = self.pick(group, target, attacker, missing)
+            if chosen is not None:
+                return chosen
+        return None
+
     def protect_group(self, group: Group) -> bool:
-        """Suppress in this group until no attacker can pin down a member; whether it changed."""
+        """Suppress in this group until it holds; whether anything changed."""
         changed = False
-        while True:
-            for attacker, target, missing in self.shortfalls(group):
-                chosen = self.pick(group, target, attacker, missing)
-                if chosen is not None:
-                    self.suppressed[chosen] = COMPLEMENTARY
-                    changed = True
-                    break
-            else:
-                return changed
+        while (chosen := self.next_suppression(group)) is not None:
+            self.suppressed[chosen] = COMPLEMENTARY
+            changed = True
+        return changed
 
 
 def complementary_suppression(
