@@ -20,7 +20,10 @@ Primary suppression, cell by cell, the first reason that applies:
   share what remains after the attacker subtracts its own); the p% rule keeps the estimate loose.
 
 Complementary suppression: every parent and its children make one equation (parent = sum of
-children). For every attacker (the public and each partner of the group) and every suppressed
+children). Under a published parent, the sum of the suppressed children is published in effect,
+so that pooled cell must pass the primary rule too (else the smallest published child joins it,
+or the parent is suppressed): two terminals one partner serves alone would give its port total
+away. For every attacker (the public and each partner of the group) and every suppressed
 member the attacker does not wholly own, the other suppressed members of the group must be able
 to move by at least p% of what the attacker does not know of it (the target's cover): a sibling
 can fall by its slack (what the attacker does not know of it, and for a cell with children only
