@@ -148,6 +148,35 @@ def test_suppressed_terminals_one_partner_serves_alone_do_not_give_its_port_tota
     assert_no_attacker_pins_anything_down(contributions(rows), public, PORTS, RULE)
 
 
+def test_a_region_hierarchy_works_the_same_and_complementary_suppression_reaches_down() -> None:
+    terminal = Level("terminal_week", ("region", "port_code", "terminal", "week"))
+    port = Level("port_week", ("region", "port_code", "week"))
+    region = Level("region_week", ("region", "week"))
+    hierarchies = (Hierarchy(terminal, port), Hierarchy(port, region))
+    rows = [
+        *a_port_with_one_sensitive_terminal(),
+        ("OAK", "T1", "W1", "A", 30.0),
+        ("OAK", "T1", "W1", "B", 20.0),
+        ("SEA", "T1", "W1", "C", 70.0),
+        ("SEA", "T1", "W1", "D", 60.0),
+        ("SEA", "T1", "W1", "E", 50.0),
+        ("SEA", "T2", "W1", "C", 40.0),
+        ("SEA", "T2", "W1", "D", 30.0),
+        ("SEA", "T2", "W1", "E", 30.0),
+    ]
+    table = contributions(rows).append_column("region", pa.array(["WEST"] * len(rows)))
+    public = protect(table, hierarchies)
+    assert cell(public, "region_week", region="WEST")["value"] == 465.0 + 50.0 + 280.0
+    assert cell(public, "port_week", port_code="OAK")["suppression_reason"] == TOO_FEW_PARTNERS
+    # OAK alone suppressed in the region would be the region less LAX and SEA: SEA (280) goes
+    # rather than LAX (465), and SEA then needs a terminal hidden so it is not their sum.
+    assert cell(public, "port_week", port_code="SEA")["suppression_reason"] == COMPLEMENTARY
+    assert (
+        cell(public, "terminal_week", terminal="T2", port_code="SEA")["suppression_reason"] == COMPLEMENTARY
+    )
+    assert_no_attacker_pins_anything_down(table, public, hierarchies, RULE)
+
+
 def test_published_cells_carry_a_band_of_contributors_not_the_count() -> None:
     public = protect(contributions(a_port_with_one_sensitive_terminal()), PORTS)
     assert cell(public, "terminal_week", terminal="T3")["contributors"] == "3-4"
@@ -186,18 +215,22 @@ class Bound:
     true: float
     low: float
     high: float  # inf when nothing bounds it from above
+    sensitive: bool  # a partner's value or a primary suppression: the p% margin applies
 
 
-def scenario(rng: random.Random) -> list[Row]:
-    """Ports x terminals x weeks with five to seven partners: many cells have one or two partners,
-    some a dominant one, so primary suppression is common and complementary suppression has work."""
-    partners = [f"P{number}" for number in range(rng.randint(5, 7))]
+def scenario(rng: random.Random, crowded: bool = False) -> list[Row]:
+    """Ports x terminals x weeks. Sparse (five to seven partners): many cells have one or two
+    partners, a fifth a dominant one, so primary suppression is common. Crowded (eight partners,
+    two to six a cell, a tenth dominant): most cells publish and complementary suppression has to
+    pick among many published siblings."""
+    partners = [f"P{number}" for number in range(8 if crowded else rng.randint(5, 7))]
+    sizes = [2, 3, 4, 4, 5, 6] if crowded else [1, 2, 3, 3, 4, 5]
     rows: list[Row] = []
-    for port in ("LAX", "OAK", "SEA")[: rng.randint(2, 3)]:
-        for terminal in range(rng.randint(2, 4)):
+    for port in ("LAX", "OAK", "SEA")[: 3 if crowded else rng.randint(2, 3)]:
+        for terminal in range(rng.randint(2, 5 if crowded else 4)):
             for week in range(rng.randint(2, 3)):
-                present = rng.sample(partners, rng.choice([1, 2, 3, 3, 4, 5]))
-                dominant = rng.random() < 0.2
+                present = rng.sample(partners, rng.choice(sizes))
+                dominant = rng.random() < (0.1 if crowded else 0.2)
                 for position, partner in enumerate(present):
                     value = float(rng.randint(1, 100) * (20 if dominant and position == 0 else 1))
                     rows.append((port, f"{port}-T{terminal}", f"W{week}", partner, value))
@@ -240,7 +273,7 @@ def bounds(
     index = {variable: position for position, variable in enumerate(variables)}
     equations: list[np.ndarray] = []
     totals: list[float] = []
-    targets: list[tuple[str, float, list[int]]] = []
+    targets: list[tuple[str, float, list[int], bool]] = []
     for row in public.to_pylist():
         level = levels[row["level"]]
         positions = [finest.dimensions.index(d) for d in level.dimensions]
@@ -256,17 +289,27 @@ def bounds(
         else:
             unknown = sum(sum(leaves[leaf].values()) for leaf in members) - mine
             if unknown > 0:
-                targets.append((f"suppressed {level.name} {key}", unknown, hidden))
+                sensitive = row["suppression_reason"] != COMPLEMENTARY
+                targets.append((f"suppressed {level.name} {key}", unknown, hidden, sensitive))
         for partner in sorted({p for leaf in members for p in leaves[leaf]} - {attacker}):
             true = sum(leaves[leaf].get(partner, 0.0) for leaf in members)
             theirs = [index[(leaf, partner)] for leaf in members if partner in leaves[leaf]]
             if true > 0:
-                targets.append((f"{partner} in {level.name} {key}", true, theirs))
-    return [_solve(what, true, chosen, equations, totals, len(variables)) for what, true, chosen in targets]
+                targets.append((f"{partner} in {level.name} {key}", true, theirs, True))
+    return [
+        _solve(what, true, chosen, equations, totals, len(variables), sensitive)
+        for what, true, chosen, sensitive in targets
+    ]
 
 
 def _solve(
-    what: str, true: float, chosen: list[int], equations: list[np.ndarray], totals: list[float], size: int
+    what: str,
+    true: float,
+    chosen: list[int],
+    equations: list[np.ndarray],
+    totals: list[float],
+    size: int,
+    sensitive: bool,
 ) -> Bound:
     objective = np.zeros(size)
     objective[chosen] = 1.0
@@ -276,37 +319,40 @@ def _solve(
     high = linprog(-objective, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     assert low.status == 0, (what, low.message)
     assert high.status in (0, 3), (what, high.message)  # 3: nothing bounds it from above
-    return Bound(what, true, low.fun, -high.fun if high.status == 0 else float("inf"))
+    return Bound(what, true, low.fun, -high.fun if high.status == 0 else float("inf"), sensitive)
 
 
 def assert_no_attacker_pins_anything_down(
     table: pa.Table, public: pa.Table, hierarchies: tuple[Hierarchy, ...], rule: DisclosureRule
 ) -> list[Bound]:
-    """Every attacker's every bound is an interval, not a point, and its upper end stays at least
-    the rule's protection margin above the truth (the p% rule's promise); returns the bounds."""
+    """Every attacker's every bound is an interval, not a point, and for a partner's value or a
+    primary suppression its upper end stays at least the rule's protection margin above the truth
+    (the p% rule's promise; a complementary cell passed the rule, so it only must not be a point);
+    returns the bounds."""
     found: list[Bound] = []
     for attacker in [None, *sorted(set(table.column("partner_id").to_pylist()))]:
         for bound in bounds(table, public, hierarchies, attacker):
             found.append(bound)
             assert bound.high - bound.low > TOLERANCE, (attacker, bound)
-            margin = rule.min_protection_pct / 100 * bound.true
+            margin = rule.min_protection_pct / 100 * bound.true if bound.sensitive else 0.0
             assert bound.high - bound.true >= margin - TOLERANCE, (attacker, bound)
     return found
 
 
-SCENARIOS = range(8)
+# (seed, crowded): a sweep of 52 sparse and 30 crowded seeds passed too; these stay in the suite.
+SCENARIOS = [(seed, False) for seed in range(6)] + [(seed, True) for seed in range(3)]
 
 
-@pytest.mark.parametrize("seed", SCENARIOS)
+@pytest.mark.parametrize(("seed", "crowded"), SCENARIOS)
 def test_no_partner_and_not_the_public_can_pin_down_a_suppressed_cell_or_another_partners_value(
-    seed: int,
+    seed: int, crowded: bool
 ) -> None:
-    rows = scenario(random.Random(seed))
+    rows = scenario(random.Random(seed), crowded)
     public = protect(contributions(rows), PORTS)
-    assert public.column("suppressed").to_pylist().count(True) > 0, "the scenario must suppress"
+    reasons = public.column("suppression_reason").to_pylist()
+    assert COMPLEMENTARY in reasons, "the scenario must give complementary suppression work"
     found = assert_no_attacker_pins_anything_down(contributions(rows), public, PORTS, RULE)
-    suppressed = [b for b in found if b.what.startswith("suppressed")]
-    assert suppressed, "the attackers must have had suppressed cells to solve for"
+    assert any(bound.what.startswith("suppressed") for bound in found), "nothing suppressed to solve for"
 
 
 def primary_only(rows: list[Row]) -> pa.Table:
@@ -332,8 +378,8 @@ def test_the_adversary_recovers_a_suppressed_terminal_when_complementary_suppres
 
 def test_the_adversary_breaks_primary_suppression_alone_in_the_random_scenarios() -> None:
     broken = 0
-    for seed in SCENARIOS:
-        rows = scenario(random.Random(seed))
+    for seed, crowded in SCENARIOS:
+        rows = scenario(random.Random(seed), crowded)
         try:
             assert_no_attacker_pins_anything_down(contributions(rows), primary_only(rows), PORTS, RULE)
         except AssertionError:

@@ -25,12 +25,14 @@ so that pooled cell must pass the primary rule too (else the smallest published 
 or the parent is suppressed): two terminals one partner serves alone would give its port total
 away. For every attacker (the public and each partner of the group) and every suppressed
 member the attacker does not wholly own, the other suppressed members of the group must be able
-to move by at least p% of what the attacker does not know of it (the target's cover): a sibling
+to move (the target's cover): for a sensitive (primary) cell by at least p% of what the attacker
+does not know of it, for a complementary cell, which passed the rule, by anything at all. A sibling
 can fall by its slack (what the attacker does not know of it, and for a cell with children only
 what its suppressed children can give), a suppressed parent can rise (its own group above
 guarantees that, or it is the top). Where cover is short, the smallest published child that
-covers the shortfall is suppressed (else the largest that covers any, else the parent); that is
-repeated over all groups to a fixed point. A cell the attacker wholly owns covers nothing against
+covers the shortfall is suppressed (else the largest that covers any, else the parent); a cell
+with children suppressed that way has its own group settled first, so it brings the cover of its
+hidden children; that is repeated over all groups to a fixed point. A cell the attacker wholly owns covers nothing against
 that attacker, so a partner cannot undo a suppression by subtracting its own cells. Non-negative
 values are what make a suppressed cell's interval an interval, so contributions must be >= 0.
 

@@ -56,9 +56,13 @@ class _Protection:
         self.cells = cells
         self.groups = groups
         self.suppressed = dict(suppressed)
+        # Only sensitive cells need the p% margin; a complementary cell passed the rule, so an
+        # attacker may bound it closely as long as it cannot compute it.
+        self.sensitive = set(suppressed)
         self.rule = rule
         self.margin = rule.min_protection_pct / 100
         self.children_of = {group.parent: group.children for group in groups}
+        self.group_of = {group.parent: group for group in groups}
 
     def slack(self, cell_id: CellId, attacker: str | None) -> float:
         """How far below its true value the attacker must allow a suppressed cell to be: all it
@@ -100,8 +104,9 @@ class _Protection:
                 if unknown <= 0:
                     continue  # the attacker's own cell: nothing in it is hidden from them
                 cover = self.cover(group, target, attacker)
-                if cover <= 0 or cover < self.margin * unknown:
-                    yield attacker, target, self.margin * unknown - cover
+                needed = self.margin * unknown if target in self.sensitive else 0.0
+                if cover <= 0 or cover < needed:
+                    yield attacker, target, needed - cover
 
     def pick(self, group: Group, target: CellId, attacker: str | None, missing: float) -> CellId | None:
         """The cell to suppress next: the smallest published child that hides at least the
@@ -165,6 +170,11 @@ class _Protection:
         while (chosen := self.next_suppression(group)) is not None:
             self.suppressed[chosen] = COMPLEMENTARY
             changed = True
+            # A cell with children has no slack until one of them is hidden too: settle its own
+            # group first, so this one sees the cover it gives rather than suppressing more here.
+            below = self.group_of.get(chosen)
+            if below is not None and below != group:
+                self.protect_group(below)
         return changed
 
 
