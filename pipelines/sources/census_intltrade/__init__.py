@@ -288,17 +288,10 @@ def _batches(
             derived = {"partner_kind": partner_kinds(columns["CTY_CODE"])} if "CTY_CODE" in first else {}
             yield SourceRows(columns=columns, source_rows=batch.num_rows, derived=derived, first_row=row)
             row += batch.num_rows
-    except duckdb.Error as exc:
-        raise NormalizeError(
-            contract.dataset,
-            page.path,
-            f"not readable as the API's format: {_first_error_line(exc)}",
-            row=row,
-        ) from None
-    except OSError as exc:
-        # DuckDB's reader error (malformed JSON: a page cut short) reaches the Arrow stream as an
-        # OSError without errno; one with an errno is the machine's (disk, file) and is not the page's.
-        if exc.errno is not None:
+    except (duckdb.Error, OSError) as exc:
+        # DuckDB's reader error (malformed JSON) may reach the Arrow stream as an OSError without
+        # errno; one with an errno is the machine's (disk, file) and is not the page's.
+        if isinstance(exc, OSError) and exc.errno is not None:
             raise
         raise NormalizeError(
             contract.dataset,
