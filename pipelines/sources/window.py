@@ -68,16 +68,7 @@ def incremental_window(contract: Contract, last_published: date | None, as_of: d
 
     The lookback re-fetches recent months because agencies revise them after first release.
     """
-    inc = contract.source.incremental
-    end = month_start(as_of)
-    if inc is None:
-        return Window(end, end)
-    floor = parse_month(inc.start)
-    if last_published is None:
-        start = floor
-    else:
-        start = max(floor, add_months(month_start(last_published), -inc.lookback_months))
-    return Window(min(start, end), end)
+    return _looking_back(contract, last_published, last_published, as_of)
 
 
 def interval_window(
@@ -89,13 +80,21 @@ def interval_window(
     fetches; the one exception is the first load of an empty table, which starts at the
     contract's start (the history a single run on that date would also load).
     """
+    return _looking_back(contract, last_published, min(interval_start, interval_end), interval_end)
+
+
+def _looking_back(
+    contract: Contract, last_published: date | None, anchor: date | None, until: date
+) -> Window:
+    """From ``anchor``'s month minus the lookback (the contract's start for an empty table, and
+    never before it) to ``until``'s month."""
     inc = contract.source.incremental
-    end = month_start(interval_end)
+    end = month_start(until)
     if inc is None:
         return Window(end, end)
     floor = parse_month(inc.start)
-    if last_published is None:
+    if last_published is None or anchor is None:
         start = floor
     else:
-        start = max(floor, add_months(month_start(min(interval_start, interval_end)), -inc.lookback_months))
+        start = max(floor, add_months(month_start(anchor), -inc.lookback_months))
     return Window(min(start, end), end)
