@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from devtools import PROJECT_ROOT
+from devtools.local_s3 import S3Endpoint, local_s3
 from pipelines.common.settings import HttpPolicy, Settings
 from pipelines.contracts import Contract, Registry, load_registry
 from pipelines.replay.server import ReplayServer
@@ -95,6 +96,21 @@ def recordings_copy(tmp_path: Path) -> Path:
 def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SCDX_CENSUS_API_KEY", TEST_API_KEY)
     return TEST_API_KEY
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """An S3 API (moto) on 127.0.0.1 for the session; each test makes its own bucket."""
+    with local_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the local S3 API, with the AWS variables pointing at it for this test."""
+    for name, value in s3_endpoint.environment().items():
+        monkeypatch.setenv(name, value)
+    return s3_endpoint.create_bucket()
 
 
 _exit_status: list[int] = []
