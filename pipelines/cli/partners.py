@@ -98,7 +98,7 @@ def partner_rotate_key(
 def partner_submit(
     partner_id: Annotated[str, typer.Argument(help="The submitting partner.")],
     dataset: Annotated[str, typer.Argument(help="The dataset the file is for.")],
-    file: Annotated[Path, typer.Argument(help="The CSV file.")],
+    file: Annotated[Path, typer.Argument(help="The CSV or Parquet file (told from its bytes).")],
     data_dir: DataDirOption = None,
 ) -> None:
     """Sign FILE with the partner's key (from its variable) and put it in the data dir's inbox."""
