@@ -1,4 +1,5 @@
-"""``scdx partner list | add | rotate-key | submit | ingest``: partners and their signed submissions."""
+"""``scdx partner list | add | rotate-key | submit | ingest | extract``: partners, their signed
+submissions and their extracts."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def partner_rotate_key(
 def partner_submit(
     partner_id: Annotated[str, typer.Argument(help="The submitting partner.")],
     dataset: Annotated[str, typer.Argument(help="The dataset the file is for.")],
-    file: Annotated[Path, typer.Argument(help="The CSV file.")],
+    file: Annotated[Path, typer.Argument(help="The CSV or Parquet file (told from its bytes).")],
     data_dir: DataDirOption = None,
 ) -> None:
     """Sign FILE with the partner's key (from its variable) and put it in the data dir's inbox."""
@@ -124,3 +125,27 @@ def partner_ingest(data_dir: DataDirOption = None) -> None:
         say(f"{o.submission_id}  {o.partner_id or '-'}  {o.dataset or '-'}  {o.status}  {o.reason}".rstrip())
     if any(o.status not in ("published", "unchanged", "no_data") for o in outcomes):
         raise typer.Exit(1)
+
+
+@partner_app.command("extract")
+def partner_extract(
+    partner_id: Annotated[str | None, typer.Argument(help="The partner whose extract to write.")] = None,
+    all_partners: Annotated[
+        bool, typer.Option("--all", help="Write every registered partner's extract.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write a partner's own DuckDB file: its rows of the restricted tier and the public FLOW
+    aggregates (``partners/<id>/scdx_<id>.duckdb``, owner-only)."""
+    from pipelines.orchestration.extracts import write_partner_extract, write_partner_extracts
+
+    if (partner_id is None) == (not all_partners):
+        raise UsageError("name one partner, or --all")
+    settings = cli_settings(data_dir, writes=True)
+    partners = load_partners(settings.schemas_dir)
+    if all_partners:
+        paths = write_partner_extracts(settings, partners)
+    else:
+        paths = [write_partner_extract(settings, str(partner_id), partners)]
+    for path in paths:
+        say(f"wrote {path}")

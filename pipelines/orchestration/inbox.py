@@ -6,7 +6,8 @@ with HMAC-SHA256 under the partner's key over the envelope's canonical JSON, whi
 file's sha256: so the signature covers the bytes, the partner, the dataset and the nonce.
 
 :func:`ingest_inbox` verifies each envelope: an unknown partner, a bad signature, a dataset the
-partner may not submit, a replayed submission id or a file that is not the signed one is moved to
+partner may not submit, a replayed submission id, a file that is not the signed one or not in a
+format the dataset reads (CSV or Parquet, told from the bytes; a damaged Parquet file) is moved to
 ``inbox/refused/<submission_id>/`` with ``reason.txt`` and never ingested. A valid one moves to
 ``inbox/accepted/<submission_id>/`` (which remembers its id) and goes the land -> validate ->
 publish path of any file (:func:`ingest_file`) into the dataset's tier, every row's partner_id
@@ -28,8 +29,11 @@ from pathlib import Path
 
 from pipelines.common.errors import ScdxError
 from pipelines.common.settings import Settings
-from pipelines.contracts import ContractError, PartnerRegistry, Registry
+from pipelines.contracts import Contract, ContractError, PartnerRegistry, Registry
 from pipelines.orchestration.refresh import ingest_file
+from pipelines.sources import source_module
+from pipelines.sources.formats import parquet_damage, sniff
+from pipelines.sources.formats import refusal as format_refusal
 
 log = logging.getLogger("scdx.inbox")
 
@@ -79,7 +83,8 @@ def submit(inbox: Path, partner_id: str, dataset: str, path: Path, key: bytes) -
     data = path.read_bytes()
     now = datetime.now(UTC)
     submission_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(8)}"
-    suffix = path.suffix.lower() or ".csv"
+    # Named by what the bytes are, not what the partner called the file (a suffix is a claim).
+    suffix = {"parquet": ".parquet", "csv": ".csv"}.get(sniff(path).kind, path.suffix.lower() or ".bin")
     unsigned = Envelope(
         submission_id,
         partner_id,
@@ -127,7 +132,16 @@ def refusal(envelope: Envelope, inbox: Path, partners: PartnerRegistry, registry
     body = inbox / envelope.file_name
     if not body.is_file() or hashlib.sha256(body.read_bytes()).hexdigest() != envelope.sha256:
         return "the file is not the one signed (sha256 differs or file missing)"
-    return None
+    return unreadable(registry.get(envelope.dataset), body)
+
+
+def unreadable(contract: Contract, body: Path) -> str | None:
+    """Why a signed file is not one its dataset's source reads (damaged Parquet included), or None."""
+    kind = sniff(body, whole=True)
+    why = format_refusal(source_module(contract.source.module).FORMATS, kind)
+    if why is None and kind.kind == "parquet":
+        why = parquet_damage(body)
+    return None if why is None else f"{contract.dataset}: {body.name}: {why}"
 
 
 def _set_aside(inbox: Path, envelope_path: Path, name: str, body: Path | None, reason: str) -> Path:

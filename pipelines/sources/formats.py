@@ -1,5 +1,5 @@
-"""What a landed file is, told from its bytes: empty, JSON, CSV, a zip archive or other binary data,
-and in which text encoding.
+"""What a landed file is, told from its bytes: empty, JSON, CSV, Parquet, a zip archive or other
+binary data, and in which text encoding.
 
 A file in hand (``scdx ingest-file``) is checked against the formats its dataset's source reads
 before anything is landed, so a binary file, an empty one or JSON given for CSV is refused with
@@ -7,6 +7,9 @@ one message naming the file, what was expected and what was found. Text that is 
 with or without a byte-order mark, Latin-1 / Windows-1252) is read: normalize hands the source a
 UTF-8 copy, the landed bytes stay exactly as they came. A UTF-8 byte-order mark and CRLF line ends
 are the sources' to read, as the agencies send them.
+
+Parquet is told by its magic bytes, ``PAR1`` at both ends of the file (never by its name); a file
+that opens with them and does not close with them was cut short or altered, and is damaged.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG", "PNG image"),
     (b"\xff\xd8\xff", "JPEG image"),
     (b"\xd0\xcf\x11\xe0", "Microsoft Office (OLE) document"),
-    (b"PAR1", "Parquet"),
     (b"SQLite format 3\x00", "SQLite database"),
     (b"\x7fELF", "executable"),
     (b"BZh", "bzip2"),
@@ -43,12 +45,13 @@ _BOMS: tuple[tuple[bytes, str, str, str], ...] = (
 # Control characters that never occur in text (tab, line feed, carriage return and form feed do).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 UTF8 = ("utf-8", "utf-8-sig")
-KIND_NAMES = {"json": "JSON", "csv": "CSV", "zip": "a zip archive"}
+KIND_NAMES = {"json": "JSON", "csv": "CSV", "zip": "a zip archive", "parquet": "Parquet"}
+PARQUET_MAGIC = b"PAR1"
 
 
 @dataclass(frozen=True)
 class FileKind:
-    """What a file holds: ``kind`` (empty, json, csv, zip, html, binary), its text encoding, and
+    """What a file holds: ``kind`` (empty, json, csv, parquet, zip, html, binary), its text encoding, and
     how to say it to a person (``found``: "CSV text (Latin-1)", "binary data (gzip)")."""
 
     kind: str
@@ -97,6 +100,29 @@ def _text_kind(text: str) -> str:
     return "csv"
 
 
+def _parquet_kind(path: Path) -> FileKind:
+    """A file opening with Parquet's magic: Parquet when its footer closes with it too, else damaged."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - len(PARQUET_MAGIC)))
+        tail = handle.read()
+    if size >= 2 * len(PARQUET_MAGIC) + 4 and tail == PARQUET_MAGIC:
+        return FileKind("parquet", None, "Parquet data")
+    return FileKind("binary", None, "damaged Parquet data (no closing PAR1 footer: cut short or altered)")
+
+
+def parquet_damage(path: Path) -> str | None:
+    """Why a file of kind ``parquet`` cannot be read (its footer or schema is damaged), or None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as exc:
+        return f"damaged Parquet data: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
 def sniff(path: Path, whole: bool = False) -> FileKind:
     """What ``path`` holds, from its first bytes (``whole``: check the encoding over the whole file).
 
@@ -109,6 +135,8 @@ def sniff(path: Path, whole: bool = False) -> FileKind:
         probe = handle.read(PROBE_BYTES)
     if not probe:
         return FileKind("empty", None, "an empty file (0 bytes)")
+    if probe.startswith(PARQUET_MAGIC):
+        return _parquet_kind(path)
     for magic, name in _MAGIC:
         if probe.startswith(magic):
             return FileKind("zip" if name == "zip" else "binary", None, f"binary data ({name})")

@@ -290,6 +290,7 @@ _SUFFIX_TYPES = {
     ".json": "application/json",
     ".csv": "text/csv",
     ".zip": "application/zip",
+    ".parquet": "application/vnd.apache.parquet",
     ".txt": "text/plain",
 }
 

@@ -102,6 +102,28 @@ def _failing_rows(array: pa.Array, target: pa.DataType) -> list[int]:
     return bad
 
 
+def _kind(data_type: pa.DataType) -> str:
+    """The family of an Arrow type, as far as casting between them means anything."""
+    if pa.types.is_dictionary(data_type):
+        return _kind(data_type.value_type)
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+        return "text"
+    if pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type):
+        return "number"
+    if pa.types.is_boolean(data_type):
+        return "boolean"
+    if pa.types.is_temporal(data_type):
+        return "time"
+    return str(data_type)
+
+
+def _same_meaning(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether typed values (a Parquet column) may be cast to ``target``: text is parsed, numbers
+    may be written as text; a flag or a timestamp is never silently a number (Arrow casts true to 1)."""
+    source_kind, target_kind = _kind(source), _kind(target)
+    return source_kind in ("text", target_kind) or (source_kind, target_kind) == ("number", "text")
+
+
 def typed_array(
     values: Sequence[str | None] | pa.Array,
     contract: Contract,
@@ -125,11 +147,13 @@ def typed_array(
     if array.null_count == len(array):
         # No value to cast: nulls of the contract's type (Arrow has no cast from text to a list).
         return pa.nulls(len(array), target)
-    try:
-        return pc.cast(array, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    bad = _failing_rows(array, target)
+    if not _same_meaning(array.type, target):
+        bad = [i for i, valid in enumerate(array.is_valid().to_pylist()) if valid]
+    else:
+        try:
+            return pc.cast(array, target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            bad = _failing_rows(array, target)
     policy = contract.evolution.type_change
     sample = [array[i].as_py() for i in bad[:SAMPLE]]
     event = DriftEvent(
@@ -146,15 +170,22 @@ def typed_array(
                 field_name,
                 "type_change",
                 "rejected",
-                f"value {sample[0]!r} is not a valid {target} ({contract.field(field_name).type})",
+                f"value {sample[0]!r}{_typed(array)} is not a valid {target} ({contract.field(field_name).type})",
             ),
             row=first_row + bad[0],
         )
     if stats is not None:
         stats.record(event)
+    if not _same_meaning(array.type, target):
+        return pa.nulls(len(array), target)
     bad_rows = set(bad)
     mask = pa.array([i in bad_rows for i in range(len(array))])
     return pc.cast(pc.if_else(mask, pa.scalar(None, array.type), array), target)
+
+
+def _typed(array: pa.Array) -> str:
+    """ " (a bool value)": the type of a value that was not text, for the error."""
+    return "" if _kind(array.type) == "text" else f" (a {array.type} value)"
 
 
 def _convert_unit(
