@@ -19,6 +19,7 @@ from pipelines.replay.flow_generate import write_submissions
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current
 
+from .airflow_cluster import AirflowCluster
 from .test_airflow import DAGS, _last_json, _python, airflow_env  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.airflow
@@ -240,3 +241,40 @@ def test_a_run_ingests_a_signed_submission_with_the_connection_key_and_keeps_a_b
     for key in (GARDEN_CONN_KEY, OCEAN_ENV_KEY):
         assert key not in logs
         assert not [p for p in data_dir.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+
+
+@pytest.mark.timeout(900)  # a cluster start, a parse and one run, on two shared cores
+def test_under_a_real_scheduler_a_submission_wakes_the_watcher_and_its_run_publishes_it(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL, LocalExecutor, api-server, scheduler, dag-processor and the triggerer: nothing
+    is triggered by hand. The partner submits; the triggerer's watcher sees the flag and the
+    scheduler starts an asset-triggered run that publishes into the restricted tier."""
+    data_dir = tmp_path / "data"
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = {
+        "SCDX_DATA_DIR": str(data_dir),
+        f"AIRFLOW_CONN_SCDX_PARTNER_{GARDEN.upper()}": json.dumps(
+            {"conn_type": "generic", "password": GARDEN_CONN_KEY}
+        ),
+    }
+    garden = _generated(tmp_path)[GARDEN]
+    airflow = AirflowCluster(home, DAGS, env, components=("triggerer",))
+    try:
+        airflow.start()
+        airflow.wait_for_dag("partner_inbox")
+        airflow.run("airflow", "dags", "unpause", "partner_inbox")
+        submit(data_dir / "inbox", GARDEN, THROUGHPUT, garden, GARDEN_CONN_KEY.encode())
+        run = airflow.wait_for_run("partner_inbox", lambda r: r["run_type"] == "asset_triggered")
+    finally:
+        airflow.stop()
+    assert run["state"] == "success"
+    weeks = len(garden.read_text().splitlines()) - 1
+    assert _restricted_rows(data_dir) == [(GARDEN, weeks)]
+    # The watcher consumed the flag; the run moved the submission to accepted/.
+    assert sorted(p.name for p in (data_dir / "inbox").iterdir()) == ["accepted"]
+    # Task logs and the components' logs (scheduler, triggerer, ...) never hold the key.
+    logs = [p for p in home.rglob("*.log") if p.is_file()]
+    assert any("task_id=ingest_submissions" in str(p) for p in logs)
+    assert not [p for p in logs if GARDEN_CONN_KEY.encode() in p.read_bytes()]
