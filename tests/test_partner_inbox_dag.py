@@ -56,6 +56,40 @@ def _restricted_rows(data_dir: Path) -> list[tuple[str, int]]:
         ).fetchall()
 
 
+def test_the_task_body_verifies_with_the_keys_handed_in_and_records_no_partner_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the Airflow task calls, without Airflow: the keys come in as values (no variable is
+    set), only the waiting partners' key references are asked for, and the returned record (the
+    task's XCom) names submissions and datasets, never a partner."""
+    from pipelines.orchestration import tasks
+
+    generated = _generated(tmp_path)
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("SCDX_DATA_DIR", str(data_dir))
+    for partner in (GARDEN, OCEAN):
+        monkeypatch.delenv(f"SCDX_PARTNER_{partner.upper()}_KEY", raising=False)
+    good = submit(data_dir / "inbox", GARDEN, THROUGHPUT, generated[GARDEN], GARDEN_CONN_KEY.encode())
+    bad = submit(data_dir / "inbox", OCEAN, THROUGHPUT, generated[OCEAN], b"not-the-ocean-terminals-key")
+    secrets = tasks.waiting_partner_secrets()
+    assert sorted(secrets) == [GARDEN, OCEAN]
+    assert secrets[GARDEN].airflow_conn_id == f"scdx_partner_{GARDEN}"
+    record = tasks.ingest_partner_inbox({GARDEN: GARDEN_CONN_KEY.encode(), OCEAN: OCEAN_ENV_KEY.encode()})
+    assert record == {
+        "published": [THROUGHPUT],
+        "submissions": [
+            {
+                "submission_id": envelope.name.removesuffix(".envelope.json"),
+                "dataset": THROUGHPUT,
+                "status": status,
+            }
+            for envelope, status in sorted([(good, "published"), (bad, "refused")])
+        ],
+    }
+    assert GARDEN not in json.dumps(record) and OCEAN not in json.dumps(record)
+    assert tasks.waiting_partner_secrets() == {}
+
+
 def test_parsing_the_dag_file_reads_no_file_lists_no_directory_and_imports_no_pipeline_stage(
     inbox_env: dict[str, str],
 ) -> None:
