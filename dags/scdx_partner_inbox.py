@@ -41,6 +41,7 @@ from pipelines.orchestration.dag_support import (
     partner_inbox_dir,
 )
 
+log = logging.getLogger(__name__)
 # A listing of one small directory every 10 s in the triggerer: a submission waits at most that long.
 POKE_INTERVAL_S = 10.0
 NEW_SUBMISSION = Asset(
@@ -58,7 +59,6 @@ NEW_SUBMISSION = Asset(
         )
     ],
 )
-log = logging.getLogger(__name__)
 RESTRICTED_PARTNER_DATA = Asset(
     name="restricted.partner_data", uri=RESTRICTED_PARTNER_DATA_ASSET_URI, group="scdx"
 )
