@@ -46,10 +46,15 @@ def _psql(sql: str) -> None:
 
 
 class AirflowCluster:
-    """api-server + scheduler + dag-processor on a fresh PostgreSQL database."""
+    """api-server + scheduler + dag-processor (and any other components asked for) on a fresh PostgreSQL database."""
 
-    def __init__(self, home: Path, dags: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, home: Path, dags: Path, extra_env: dict[str, str], components: tuple[str, ...] = ()
+    ) -> None:
+        """``components``: processes to run besides the three, e.g. ``("triggerer",)`` for
+        deferrable tasks and asset watchers."""
         self.home = home
+        self.components = ("api-server", "scheduler", "dag-processor", *components)
         self.database = f"scdx_airflow_{secrets.token_hex(4)}"
         self.port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -84,7 +89,7 @@ class AirflowCluster:
         pools = self.home / "pools.json"
         self.run("scdx", "airflow-pools", "--out", str(pools))
         self.run("airflow", "pools", "import", str(pools))
-        for name in ("api-server", "scheduler", "dag-processor"):
+        for name in self.components:
             log = (self.home / f"{name}.log").open("wb")
             self.processes[name] = subprocess.Popen(
                 [AIRFLOW, name], env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -146,7 +151,11 @@ class AirflowCluster:
             try:
                 health = self.api("GET", "/api/v2/monitor/health")
                 states = {k: v.get("status") for k, v in health.items() if isinstance(v, dict)}
-                if all(states.get(k) == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")):
+                wanted = [
+                    "metadatabase",
+                    *(c.replace("-", "_") for c in self.components if c != "api-server"),
+                ]
+                if all(states.get(k) == "healthy" for k in wanted):
                     self.token = self.api("POST", "/auth/token", {"username": "admin", "password": "admin"})[
                         "access_token"
                     ]

@@ -121,7 +121,7 @@ def test_dagbag_loads_every_dag_file_without_import_errors_and_dags_follow_polic
     assert dags["ingest_afdc_charging_stations"]["owner"] == "National Renewable Energy Laboratory"
     assert dags["ingest_faf5_regional_flows"]["owner"] == "Bureau of Transportation Statistics"
     fetched = [name for name, c in load_registry(SCHEMAS).contracts.items() if not c.source.inbox]
-    assert {f"ingest_{name}" for name in fetched} | {"publish_marts"} == set(dags)
+    assert {f"ingest_{name}" for name in fetched} | {"publish_marts", "partner_inbox"} == set(dags)
     assert isinstance(dags, dict) and "ingest_census_trade_imports" in dags
     ingest = dags["ingest_census_trade_imports"]
     assert ingest["owner"] == "U.S. Census Bureau"

@@ -76,9 +76,14 @@ def _float_env(name: str, default: float) -> float:
         raise ValueError(f"environment variable {name}={value!r} is not a number") from None
 
 
+def data_dir_from_env() -> Path:
+    """The data directory ``SCDX_DATA_DIR`` names (default ``./data``), absolute."""
+    return Path(os.environ.get("SCDX_DATA_DIR") or "data").expanduser().resolve()
+
+
 def load_settings() -> Settings:
     """Settings from ``SCDX_*`` environment variables, with the documented defaults."""
-    data_dir = Path(os.environ.get("SCDX_DATA_DIR") or "data").expanduser().resolve()
+    data_dir = data_dir_from_env()
     http = HttpPolicy(
         connect_timeout_s=_float_env("SCDX_HTTP_CONNECT_TIMEOUT", HttpPolicy.connect_timeout_s),
         read_timeout_s=_float_env("SCDX_HTTP_READ_TIMEOUT", HttpPolicy.read_timeout_s),

@@ -6,15 +6,43 @@ Imported by dags/*.py when the scheduler parses them, so it imports only the con
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
 from pipelines.contracts import Contract
 
 PUBLISH_POOL = "scdx_publish"
 MARTS_ASSET_URI = "scdx://marts"
+# ``scdx partner submit`` writes this file in the inbox after a complete envelope; the
+# ``partner_inbox`` DAG's asset watcher deletes it and schedules a run that ingests the inbox.
+NEW_SUBMISSION_FLAG = "new-submission.flag"
+PARTNER_INBOX_ASSET_URI = "scdx://inbox/partners"
+# Emitted when a run published partner rows into the restricted tier: what the disclosure-controlled
+# public aggregates are scheduled on.
+RESTRICTED_PARTNER_DATA_ASSET_URI = "scdx://restricted/partner_data"
+
+
+def partner_inbox_dir(data_dir: Path) -> Path:
+    """Where partners' signed submissions wait (``<data dir>/inbox``)."""
+    return data_dir / "inbox"
 
 
 def asset_uri(dataset: str) -> str:
     """The URI of the Asset a dataset's publish task emits (and the marts DAG schedules on)."""
     return f"scdx://curated/{dataset}"
+
+
+def house_default_args(owner: str, execution_timeout: timedelta) -> dict[str, Any]:
+    """A DAG's ``default_args`` by the house policy: an owner, retries with exponential backoff
+    (sources and disks fail transiently), and a time limit on every task."""
+    return {
+        "owner": owner,
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "execution_timeout": execution_timeout,
+    }
 
 
 def dag_owner(contract: Contract) -> str:

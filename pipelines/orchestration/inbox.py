@@ -11,7 +11,11 @@ format the dataset reads (CSV or Parquet, told from the bytes; a damaged Parquet
 ``inbox/refused/<submission_id>/`` with ``reason.txt`` and never ingested. A valid one moves to
 ``inbox/accepted/<submission_id>/`` (which remembers its id) and goes the land -> validate ->
 publish path of any file (:func:`ingest_file`) into the dataset's tier, every row's partner_id
-taken from the envelope. Keys are read from the partners' environment variables and never written.
+taken from the envelope. Keys are handed in by the caller (the Airflow task resolves them from
+connections) or read from the partners' environment variables, and never written.
+
+Each submission also leaves a flag file (:data:`NEW_SUBMISSION_FLAG`) that the ``partner_inbox``
+DAG's asset watcher consumes to schedule an ingest.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ import logging
 import re
 import secrets
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines.common.errors import ScdxError
 from pipelines.common.settings import Settings
-from pipelines.contracts import Contract, ContractError, PartnerRegistry, Registry
+from pipelines.contracts import Contract, ContractError, Partner, PartnerRegistry, Registry
+from pipelines.orchestration.dag_support import NEW_SUBMISSION_FLAG, partner_inbox_dir
 from pipelines.orchestration.refresh import ingest_file
 from pipelines.sources import source_module
 from pipelines.sources.formats import parquet_damage, sniff
@@ -75,7 +81,7 @@ class Outcome:
 
 
 def inbox_dir(settings: Settings) -> Path:
-    return settings.data_dir / "inbox"
+    return partner_inbox_dir(settings.data_dir)
 
 
 def submit(inbox: Path, partner_id: str, dataset: str, path: Path, key: bytes) -> Path:
@@ -97,7 +103,11 @@ def submit(inbox: Path, partner_id: str, dataset: str, path: Path, key: bytes) -
     inbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     (inbox / envelope.file_name).write_bytes(data)
     target = inbox / f"{submission_id}{ENVELOPE_SUFFIX}"
-    target.write_text(json.dumps(asdict(envelope), indent=2) + "\n", encoding="utf-8")
+    # Written aside and renamed: an ingest running meanwhile never reads half an envelope.
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(asdict(envelope), indent=2) + "\n", encoding="utf-8")
+    partial.replace(target)
+    (inbox / NEW_SUBMISSION_FLAG).touch()
     return target
 
 
@@ -112,13 +122,32 @@ def _read_envelope(path: Path) -> Envelope | None:
     return envelope
 
 
-def refusal(envelope: Envelope, inbox: Path, partners: PartnerRegistry, registry: Registry) -> str | None:
+def pending_partners(inbox: Path) -> set[str]:
+    """The partners named by the envelopes waiting in the inbox (whose keys an ingest will need)."""
+    envelopes = (_read_envelope(path) for path in inbox.glob(f"*{ENVELOPE_SUFFIX}"))
+    return {envelope.partner_id for envelope in envelopes if envelope is not None}
+
+
+def _key(partner: Partner, keys: Mapping[str, bytes] | None) -> bytes:
+    """The partner's key as the caller handed it in, else from its environment variable."""
+    if keys is not None and partner.id in keys:
+        return keys[partner.id]
+    return partner.key()
+
+
+def refusal(
+    envelope: Envelope,
+    inbox: Path,
+    partners: PartnerRegistry,
+    registry: Registry,
+    keys: Mapping[str, bytes] | None = None,
+) -> str | None:
     """Why this submission is refused, or None when it is authentic, allowed and new."""
     partner = partners.find(envelope.partner_id)
     if partner is None:
         return f"unknown partner {envelope.partner_id!r}"
     try:
-        key = partner.key()
+        key = _key(partner, keys)
     except ContractError as exc:
         return f"cannot verify: {exc}"
     if not hmac.compare_digest(envelope.signed_with(key), envelope.signature):
@@ -157,8 +186,17 @@ def _set_aside(inbox: Path, envelope_path: Path, name: str, body: Path | None, r
     return target
 
 
-def ingest_inbox(settings: Settings, registry: Registry, partners: PartnerRegistry) -> list[Outcome]:
-    """Verify and ingest every submission waiting in the inbox, oldest id first."""
+def ingest_inbox(
+    settings: Settings,
+    registry: Registry,
+    partners: PartnerRegistry,
+    keys: Mapping[str, bytes] | None = None,
+) -> list[Outcome]:
+    """Verify and ingest every submission waiting in the inbox, oldest id first.
+
+    ``keys`` maps partner ids to signing keys resolved by the caller (Airflow task code reads
+    them from connections); a partner not in it is verified with the key in its environment
+    variable."""
     inbox = inbox_dir(settings)
     outcomes = []
     for envelope_path in sorted(inbox.glob(f"*{ENVELOPE_SUFFIX}")):
@@ -168,7 +206,7 @@ def ingest_inbox(settings: Settings, registry: Registry, partners: PartnerRegist
             _set_aside(inbox, envelope_path, name, None, "malformed envelope")
             outcomes.append(Outcome(name, "", "", "refused", "malformed envelope"))
             continue
-        reason = refusal(envelope, inbox, partners, registry)
+        reason = refusal(envelope, inbox, partners, registry, keys)
         if reason is not None:
             _set_aside(inbox, envelope_path, envelope.submission_id, inbox / envelope.file_name, reason)
             log.warning("submission %s refused: %s", envelope.submission_id, reason)

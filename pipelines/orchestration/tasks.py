@@ -1,4 +1,4 @@
-"""The bodies of the Airflow tasks (the ingest steps, the report after the marts), callable (and tested) without Airflow.
+"""The bodies of the Airflow tasks (the ingest steps, the report after the marts, the partner inbox), callable (and tested) without Airflow.
 
 Each task gets the run record of the previous one (a small JSON dict, via XCom), does one step
 of pipelines.orchestration.refresh and returns the updated record. Paths are derived from the dataset and run
@@ -7,15 +7,16 @@ id, never passed around, so a retried task finds exactly what the earlier one wr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
 
 from pipelines.common.progress import LogProgress
 from pipelines.common.settings import Settings, load_settings
-from pipelines.contracts import Contract, Registry, load_registry
+from pipelines.contracts import Contract, Registry, SecretRef, load_partners, load_registry
 from pipelines.orchestration.dag_support import PUBLISH_POOL
 from pipelines.orchestration.guards import start_run
+from pipelines.orchestration.inbox import inbox_dir, ingest_inbox, pending_partners
 from pipelines.orchestration.steps import (
     step_extract_land,
     step_normalize_stage,
@@ -130,6 +131,33 @@ def refresh_report() -> dict[str, Any]:
     settings = load_settings()
     index = write_report(settings, settings.data_dir / "report")
     return {"report": str(index)}
+
+
+def waiting_partner_secrets() -> dict[str, SecretRef]:
+    """Where the keys of the partners with submissions waiting in the inbox are (partner id ->
+    its env variable and Airflow connection): the keys an ingest of the inbox will need."""
+    settings = load_settings()
+    waiting = pending_partners(inbox_dir(settings))
+    return {p.id: p.secret for p in load_partners(settings.schemas_dir).partners if p.id in waiting}
+
+
+def ingest_partner_inbox(keys: Mapping[str, bytes]) -> dict[str, Any]:
+    """Verify and ingest every partner submission waiting in the inbox (what ``scdx partner
+    ingest`` does) with the signing keys the caller resolved (partner id -> key).
+
+    Returns the datasets published into the restricted tier and each submission's status by
+    submission id and dataset, never a partner id or a refusal's reason (those stay in the
+    inbox's ``refused/<id>/reason.txt``): the record goes to Airflow's metadata database."""
+    settings = load_settings()
+    registry = load_registry(settings.schemas_dir)
+    partners = load_partners(settings.schemas_dir, set(registry.contracts))
+    outcomes = ingest_inbox(settings, registry, partners, keys)
+    return {
+        "published": sorted({o.dataset for o in outcomes if o.status == "published"}),
+        "submissions": [
+            {"submission_id": o.submission_id, "dataset": o.dataset, "status": o.status} for o in outcomes
+        ],
+    }
 
 
 def airflow_pools(registry: Registry) -> dict[str, dict[str, Any]]:
