@@ -16,12 +16,22 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.common.settings import Settings
+from pipelines.contracts import Registry
 from pipelines.disclosure import Hierarchy, Level, protect
+from pipelines.marts import MartsBuild, publish_marts
+from pipelines.orchestration.refresh import ingest_file
 from pipelines.replay.flow_generate import write_submissions
 from pipelines.store import Column, Draft, TableSchema
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_store
 
+BTS_EXPORT = (
+    Path(__file__).resolve().parent.parent
+    / "recordings"
+    / "bts_border_crossing"
+    / "border_crossing_entry_data_socrata_export_head40.csv"
+)
 CODELIST = Path(__file__).resolve().parent.parent / "schemas" / "codelists" / "us_container_ports.csv"
 
 
@@ -156,3 +166,21 @@ def publish_flow_tables(layout: Layout, port: pa.Table, forecast: pa.Table) -> N
 def empty_flow_tables() -> tuple[pa.Table, pa.Table]:
     """The two tables with no rows (their schema only)."""
     return _arrow(PORT_WEEKLY).empty_table(), _arrow(FORECAST_WEEKLY).empty_table()
+
+
+def publish_with_recorded_bts(
+    registry: Registry, settings: Settings, port: pa.Table | None, forecast: pa.Table | None
+) -> MartsBuild:
+    """Ingest the recorded BTS export through the real file path, publish the FLOW aggregates when
+    given (else leave them out, as before any partner submits), and build the marts."""
+    ingest_file(registry.get("bts_border_crossings"), registry, settings, BTS_EXPORT)
+    layout = Layout(settings.data_dir)
+    if port is not None and forecast is not None:
+        publish_flow_tables(layout, port, forecast)
+    return publish_marts(layout)
+
+
+def generated_aggregates(out: Path) -> tuple[pa.Table, pa.Table]:
+    """The generator's submissions (written under ``out``) as the two public tables (port, forecast)."""
+    rows = submissions(out)
+    return port_weekly(rows["flow_port_throughput"]), forecast_weekly(rows["flow_shipper_forecasts"])

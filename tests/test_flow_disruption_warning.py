@@ -15,16 +15,13 @@ import pytest
 
 from pipelines.common.settings import Settings
 from pipelines.contracts import Registry
-from pipelines.marts import MartsBuild, publish_marts
-from pipelines.orchestration.refresh import ingest_file
+from pipelines.marts import publish_marts
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_public
 
-from .conftest import RECORDINGS
-from .flow_tables import forecast_weekly, port_weekly, publish_flow_tables, submissions
+from .flow_tables import generated_aggregates, publish_flow_tables, publish_with_recorded_bts
 from .test_marts import _crossing, publish_fixture
 
-BTS_EXPORT = RECORDINGS / "bts_border_crossing" / "border_crossing_entry_data_socrata_export_head40.csv"
 MART = "flow_disruption_warning"
 
 
@@ -38,10 +35,7 @@ class Aggregates:
 
 @pytest.fixture(scope="module")
 def aggregates(tmp_path_factory: pytest.TempPathFactory) -> Aggregates:
-    rows = submissions(tmp_path_factory.mktemp("flow"))
-    return Aggregates(
-        port_weekly(rows["flow_port_throughput"]), forecast_weekly(rows["flow_shipper_forecasts"])
-    )
+    return Aggregates(*generated_aggregates(tmp_path_factory.mktemp("flow")))
 
 
 @pytest.fixture
@@ -49,9 +43,7 @@ def warning(
     aggregates: Aggregates, registry: Registry, settings: Settings, layout: Layout
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """The public release with the recorded BTS export and the FLOW aggregates, marts built."""
-    ingest_file(registry.get("bts_border_crossings"), registry, settings, BTS_EXPORT)
-    publish_flow_tables(layout, aggregates.port, aggregates.forecast)
-    build = publish_marts(layout)
+    build = publish_with_recorded_bts(registry, settings, aggregates.port, aggregates.forecast)
     assert build.built.get(MART, 0) > 0 and MART not in build.failed, build.failed
     with open_public(layout) as con:
         yield con
@@ -191,8 +183,7 @@ def test_a_land_port_disruption_in_the_weeks_month_is_named_with_its_change(
 def test_without_partner_aggregates_the_mart_is_left_out_with_the_reason(
     registry: Registry, settings: Settings, layout: Layout
 ) -> None:
-    ingest_file(registry.get("bts_border_crossings"), registry, settings, BTS_EXPORT)
-    build: MartsBuild = publish_marts(layout)
+    build = publish_with_recorded_bts(registry, settings, None, None)
     assert build.skipped[MART] == "inputs not published: flow_forecast_weekly, flow_port_weekly"
     assert MART not in build.failed and "freight_exposure_border_ports" not in build.skipped
     with open_public(layout) as con:

@@ -118,18 +118,18 @@ indicators AS (
 conditions AS (
     SELECT i.*,
            list_filter([
-               CASE WHEN inbound_ratio < 0.70 THEN 'closure_or_drop: inbound ' || printf('%,.0f', loaded_teu_in)
+               CASE WHEN inbound_ratio < 0.70 THEN 'closure_or_drop: inbound ' || printf('%,.0f', round(loaded_teu_in, 0))
                     || ' TEU is ' || printf('%.2f', inbound_ratio) || ' x its 8-week median '
-                    || printf('%,.0f', baseline_teu_in) || ' TEU (below 0.70)' END,
-               CASE WHEN inbound_ratio > 1.25 THEN 'surge: inbound ' || printf('%,.0f', loaded_teu_in)
+                    || printf('%,.0f', round(baseline_teu_in, 0)) || ' TEU (below 0.70)' END,
+               CASE WHEN inbound_ratio > 1.25 THEN 'surge: inbound ' || printf('%,.0f', round(loaded_teu_in, 0))
                     || ' TEU is ' || printf('%.2f', inbound_ratio) || ' x its 8-week median '
-                    || printf('%,.0f', baseline_teu_in) || ' TEU (above 1.25)' END,
+                    || printf('%,.0f', round(baseline_teu_in, 0)) || ' TEU (above 1.25)' END,
                CASE WHEN dwell_excess_days >= 1.5 THEN 'dwell: ' || printf('%.1f', dwell_days)
                     || ' days against a median of ' || printf('%.1f', dwell_baseline_days)
                     || ' (+' || printf('%.1f', dwell_excess_days) || ', threshold +1.5)' END,
                CASE WHEN abs(forecast_1w_error_pct) > 25 THEN 'forecast_miss: the 1-week forecast '
                     || printf('%,.0f', forecast_1w_teu) || ' TEU is ' || printf('%+.1f', forecast_1w_error_pct)
-                    || ' % off the realised ' || printf('%,.0f', loaded_teu_in) || ' TEU (beyond 25 %)' END
+                    || ' % off the realised ' || printf('%,.0f', round(loaded_teu_in, 0)) || ' TEU (beyond 25 %)' END
            ], lambda x: x IS NOT NULL) AS met
     FROM indicators i
 ),
