@@ -162,6 +162,44 @@ def test_recorded_bts_flags_join_the_land_ports_of_the_seaports_state_for_the_we
     assert los_angeles["land_port_detail"] == "no BTS freight crossings published for CA in this month"
 
 
+def _with_cell(table: pa.Table, match: dict[str, object], values: dict[str, object]) -> pa.Table:
+    """``table`` with the published values of the one row matching ``match`` replaced."""
+    rows = table.to_pylist()
+    (row,) = [r for r in rows if all(r[k] == v for k, v in match.items())]
+    row.update({**values, "suppressed": False, "suppression_reason": None, "contributors": "3-4"})
+    return pa.Table.from_pylist(rows, schema=table.schema)
+
+
+def test_a_drop_and_a_forecast_miss_are_flagged_first_condition_first_with_their_figures(
+    aggregates: Aggregates, registry: Registry, settings: Settings, layout: Layout
+) -> None:
+    # A constructed variant of the generator's public tables: Los Angeles' W11 falls to half, and
+    # a 1-week forecast of W12 (suppressed in the generator's tables) is published 40 % low.
+    los_angeles = {"level": "port_week", "port_code": "USLAX"}
+    (w11,) = [r for r in aggregates.port.to_pylist() if r | los_angeles == r and r["week"] == "2024-W11"]
+    (w12,) = [r for r in aggregates.port.to_pylist() if r | los_angeles == r and r["week"] == "2024-W12"]
+    port = _with_cell(
+        aggregates.port, {**los_angeles, "week": "2024-W11"}, {"loaded_teu_in": w11["loaded_teu_in"] // 2}
+    )
+    forecast = _with_cell(
+        aggregates.forecast,
+        {**los_angeles, "week": "2024-W12", "horizon_weeks": 1},
+        {"teu_expected": round(0.6 * w12["loaded_teu_in"])},
+    )
+    publish_with_recorded_bts(registry, settings, port, forecast)
+    with open_public(layout) as con:
+        drop, miss = _row(con, "USLAX", "2024-W11"), _row(con, "USLAX", "2024-W12")
+    ratio = drop["inbound_ratio"]
+    assert drop["flag"] == "closure_or_drop" and isinstance(ratio, float) and ratio < 0.70
+    assert str(drop["reason"]).startswith(
+        f"closure_or_drop: inbound {w11['loaded_teu_in'] // 2:,.0f} TEU is {ratio:.2f} x"
+    )
+    # W12's baseline now holds the half week: the median of eight weeks is not moved by one.
+    error = round(100 * (round(0.6 * w12["loaded_teu_in"]) - w12["loaded_teu_in"]) / w12["loaded_teu_in"], 1)
+    assert (miss["flag"], miss["forecast_1w_error_pct"]) == ("forecast_miss", error)
+    assert f"is {error:+.1f} % off the realised {round(w12['loaded_teu_in']):,} TEU" in str(miss["reason"])
+
+
 def test_a_land_port_disruption_in_the_weeks_month_is_named_with_its_change(
     aggregates: Aggregates, registry: Registry, layout: Layout
 ) -> None:
