@@ -16,6 +16,8 @@ from pipelines.store import Draft
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_public, open_store
 
+from .flow_tables import empty_flow_tables, publish_flow_tables
+
 Rows = list[tuple[object, ...]] | list[dict[str, object]]
 
 
@@ -192,7 +194,10 @@ def test_every_column_a_mart_produces_is_documented_in_its_header_and_published_
     layout: Layout, registry: Registry
 ) -> None:
     marts = load_marts()
-    publish_fixture(layout, registry, {dataset: [] for dataset in datasets_read(marts)})
+    contracted = [d for d in datasets_read(marts) if d in registry.contracts]
+    publish_fixture(layout, registry, {dataset: [] for dataset in contracted})
+    # The partner aggregates are published by disclosure control, not from a contract of their own.
+    publish_flow_tables(layout, *empty_flow_tables())
     build = publish_marts(layout)
     assert build.failed == {} and set(build.built) == {m.name for m in marts}
     with open_public(layout) as con:

@@ -117,7 +117,9 @@ def write_catalog(
             **_dataset_page(contract, registry, states[contract.dataset], layout, out_dir),
         )
     for state in marts:
-        _write(out_dir / f"mart_{state.mart.name}.html", env, "mart.html", state=state)
+        _write(
+            out_dir / f"mart_{state.mart.name}.html", env, "mart.html", state=state, pages=registry.contracts
+        )
     _write(out_dir / "meta.html", env, "meta.html", tables=meta)
     _write(
         out_dir / "provenance.html",

@@ -3,7 +3,9 @@
 Laid out here, with no graph library and nothing loaded from the network: one column per depth
 (datasets, then marts reading only datasets, then marts reading those ...), nodes stacked in
 name order, an edge a curve from an input's right edge to its reader's left edge. Every node links
-to its page; a dataset whose recordings are constructed is drawn in the "constructed" colour.
+to its page; a dataset whose recordings are constructed is drawn in the "constructed" colour. A
+curated table a mart reads that has no contract (the partner aggregates disclosure control
+publishes) is drawn unlinked: the catalog has no page for it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ NODE_HEIGHT = 26
 ROW_GAP = 10
 COLUMN_GAP = 90
 MARGIN = 10
-COLOURS = {"dataset": "#e8f0fb", "constructed": "#fff1c2", "mart": "#e6f4ea"}
+COLOURS = {"dataset": "#e8f0fb", "constructed": "#fff1c2", "mart": "#e6f4ea", "uncatalogued": "#f2f2f2"}
 
 
 @dataclass(frozen=True)
 class Node:
     key: str  # curated.<dataset> or marts.<mart>
     label: str
-    href: str
-    kind: str  # dataset, constructed or mart
+    href: str  # empty for a table without a page
+    kind: str  # dataset, constructed, uncatalogued or mart
     x: int
     y: int
 
@@ -50,7 +52,11 @@ def _depths(marts: list[Mart]) -> dict[str, int]:
 def layout(datasets: list[str], marts: list[Mart], constructed: set[str]) -> list[Node]:
     """Every node with its position: datasets in column 0, each mart in the column of its depth."""
     columns: dict[int, list[tuple[str, str, str, str]]] = {0: []}
-    for name in sorted(datasets):
+    read = {d for m in marts for d in m.datasets}
+    for name in sorted(set(datasets) | read):
+        if name not in datasets:
+            columns[0].append((f"curated.{name}", name, "", "uncatalogued"))
+            continue
         kind = "constructed" if name in constructed else "dataset"
         columns[0].append((f"curated.{name}", name, f"{name}.html", kind))
     for name, depth in sorted(_depths(marts).items()):
@@ -93,12 +99,13 @@ def lineage_svg(datasets: list[str], marts: list[Mart], constructed: set[str]) -
             f'd="M{x1},{y1} C{middle},{y1} {middle},{y2} {x2},{y2}" fill="none" stroke="#8a94a6"/>'
         )
     for n in nodes:
+        opening, closing = (f'<a href="{escape(n.href)}"', "</a>") if n.href else ("<g", "</g>")
         parts.append(
-            f'<a href="{escape(n.href)}" class="node {n.kind}" data-table="{escape(n.key)}">'
+            f'{opening} class="node {n.kind}" data-table="{escape(n.key)}">'
             f'<rect x="{n.x}" y="{n.y}" width="{NODE_WIDTH}" height="{NODE_HEIGHT}" rx="4" '
             f'fill="{COLOURS[n.kind]}" stroke="#5b6577"/>'
             f'<text x="{n.x + 8}" y="{n.y + 17}" font-size="13" font-family="system-ui, sans-serif">'
-            f"{escape(n.label)}</text></a>"
+            f"{escape(n.label)}</text>{closing}"
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -19,7 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pipelines.common.errors import ScdxError
 from pipelines.common.settings import Settings
 from pipelines.contracts import Registry, load_registry, provenance_notes
-from pipelines.report import charts_flows, charts_risk
+from pipelines.report import charts_flows, charts_risk, charts_warning
 from pipelines.report.figure import Figure, cell, mark_count, render_svg
 from pipelines.report.release import (
     DatasetRuns,
@@ -33,7 +33,7 @@ from pipelines.report.release import (
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_public
 
-__all__ = ["CHARTS", "ReportError", "write_report"]
+__all__ = ["CHARTS", "WHEN_PUBLISHED", "ReportError", "write_report"]
 
 Chart = Callable[[duckdb.DuckDBPyConnection], Figure]
 
@@ -45,6 +45,11 @@ CHARTS: tuple[tuple[Chart, tuple[str, ...]], ...] = (
     (charts_flows.freight_modes, ("marts.freight_exposure",)),
     (charts_flows.border_ports, ("marts.freight_exposure_border_ports",)),
     (charts_flows.workforce, ("marts.workforce_capacity",)),
+)
+# Charts shown only when their tables are in the release (else left out, not listed as missing):
+# the partner data's, which exist only once FLOW partners have submitted.
+WHEN_PUBLISHED: tuple[tuple[Chart, tuple[str, ...]], ...] = (
+    (charts_warning.flow_warning, (charts_warning.MART,)),
 )
 
 
@@ -100,9 +105,12 @@ def _section(
         return Section(key, (chart.__doc__ or key).strip().splitlines()[0], missing=missing)
     figure = chart(con)
     svg = render_svg(figure.chart)
+    # Tables published without a contract of their own (the partner aggregates, which disclosure
+    # control publishes) have no runs to list; their figure's notes say where their values come from.
     runs = tuple(
         dataset_runs(con, d, release.version, settings.recordings_dir, registry)
         for d in datasets_behind(figure.reads)
+        if d in registry.contracts
     )
     return Section(
         key=figure.key,
@@ -129,7 +137,9 @@ def write_report(settings: Settings, out_dir: Path) -> Path:
     registry = load_registry(settings.schemas_dir)
     with open_public(layout) as con:
         release = current_release(con)
-        sections = [_section(con, chart, needs, release, settings, registry) for chart, needs in CHARTS]
+        present = _tables_present(con)
+        charts = [*CHARTS, *((c, n) for c, n in WHEN_PUBLISHED if present.issuperset(n))]
+        sections = [_section(con, chart, needs, release, settings, registry) for chart, needs in charts]
     folders = {r.provenance.folder for s in sections for r in s.datasets if r.provenance.folder}
     env = Environment(
         loader=PackageLoader("pipelines.report", "templates"), autoescape=select_autoescape(["html"])
