@@ -25,8 +25,9 @@ from pipelines.orchestration import tasks
 from pipelines.orchestration.refresh import refresh_dataset
 from pipelines.replay.server import ReplayServer
 from pipelines.sources.window import Window
+from pipelines.stages.land import LandError
 from pipelines.stages.quarantine import QuarantinedError
-from pipelines.stages.root_files import staged_keys
+from pipelines.stages.root_files import fetch_landed, raw_key, staged_keys
 from pipelines.store.data_root import DataRootError, ObjectStoreRoot, open_data_root
 from pipelines.store.layout import Layout
 from pipelines.store.runs import RunRecord
@@ -252,3 +253,20 @@ def test_airflow_tasks_read_what_an_earlier_task_put_on_the_store_not_its_local_
     assert sorted(Path(k).name for k in reports) == ["gx_result.json", "validation.json"]
     keys, rows = staged_keys(DATASET, state["run_id"], ObjectStoreRoot(s3.bucket, "scdx"))
     assert rows == state["rows_staged"] > 0 and len(keys) == 1
+    shutil.rmtree(data_dir / "staged", ignore_errors=True)
+    state = tasks.publish(state)
+    assert state["status"] == "published" and state["rows_published"] == rows
+
+
+def test_a_run_manifest_naming_a_path_outside_its_run_is_refused_before_anything_is_read(
+    tmp_path: Path,
+) -> None:
+    root = open_data_root((tmp_path / "root").as_uri())
+    page = {"file": "../../outside.json", "sha256": hashlib.sha256(b"[]").hexdigest(), "bytes": 2}
+    root.write_create_only(raw_key(DATASET, page["sha256"]), b"[]")
+    root.write_create_only(f"raw/{DATASET}/run-1/_manifest.json", json.dumps({"pages": [page]}).encode())
+    with pytest.raises(
+        LandError, match=r"names a file '\.\./\.\./outside\.json' that is not a plain file name"
+    ):
+        fetch_landed(DATASET, "run-1", root, tmp_path / "task")
+    assert not (tmp_path / "outside.json").exists()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,9 @@ from pipelines.store.data_root import DataRoot, open_data_root
 from pipelines.store.layout import check_dataset, check_run_id
 
 MANIFEST = "_manifest.json"
+# A file name read from the root becomes a local path: one plain segment, no "..", no "/".
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}$")
 STAGED_MARKER = "_staged.json"
 
 
@@ -43,6 +47,8 @@ def data_root_of(settings: Settings) -> DataRoot | None:
 
 def raw_key(dataset: str, sha256: str) -> str:
     """Where the bytes with this sha256 live: the key says what the content is."""
+    if not _SHA256.match(sha256):
+        raise LandError(f"{dataset}: {sha256!r} is not a sha256 (64 lowercase hex digits)")
     return f"raw/{check_dataset(dataset)}/sha256/{sha256}"
 
 
@@ -122,15 +128,21 @@ def fetch_landed(dataset: str, run_id: str, root: DataRoot, into: Path) -> Lande
     pages = []
     for entry in manifest["pages"]:
         page_manifest = {k: v for k, v in entry.items() if k != "object"}
-        target = directory / page_manifest["file"]
-        if _download(root, entry["object"], target) != page_manifest["sha256"]:
-            raise LandError(
-                f"{dataset}: {root.uri(entry['object'])} does not hold the bytes its sha256 names"
-            )
+        # The key is derived from the sha256 again, never taken from the manifest as written.
+        key = raw_key(dataset, str(page_manifest["sha256"]))
+        target = directory / _local_name(dataset, root.uri(manifest_key), page_manifest["file"])
+        if _download(root, key, target) != page_manifest["sha256"]:
+            raise LandError(f"{dataset}: {root.uri(key)} does not hold the bytes its sha256 names")
         pages.append(LandedPage(body_path=target, manifest=page_manifest))
     summary = {"dataset": dataset, "run_id": run_id, "pages": [p.manifest["file"] for p in pages]}
     (directory / LANDED_MARKER).write_bytes(_json_bytes(summary))
     return LandedBatch(dataset=dataset, run_id=run_id, directory=directory, pages=tuple(pages))
+
+
+def _local_name(dataset: str, where: str, name: object) -> str:
+    if not isinstance(name, str) or not _FILE_NAME.match(name):
+        raise LandError(f"{dataset}: {where} names a file {name!r} that is not a plain file name")
+    return name
 
 
 def put_tree(directory: Path, prefix: str, root: DataRoot) -> list[str]:
@@ -174,7 +186,8 @@ def staged_keys(dataset: str, run_id: str, root: DataRoot) -> tuple[list[str], i
     if not root.exists(f"{prefix}/{STAGED_MARKER}"):
         raise StageError(f"{dataset}: no complete staged run {run_id} under {root.uri(prefix)}")
     marker = _read_json(root, f"{prefix}/{STAGED_MARKER}")
-    return [f"{prefix}/{name}" for name in marker["files"]], int(marker["rows"])
+    names = [_local_name(dataset, root.uri(f"{prefix}/{STAGED_MARKER}"), n) for n in marker["files"]]
+    return [f"{prefix}/{name}" for name in names], int(marker["rows"])
 
 
 def fetch_staged(dataset: str, run_id: str, root: DataRoot, into: Path) -> StagedBatch:
