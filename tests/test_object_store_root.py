@@ -28,9 +28,11 @@ from pipelines.sources.window import Window
 from pipelines.stages.land import LandError
 from pipelines.stages.quarantine import QuarantinedError
 from pipelines.stages.root_files import fetch_landed, raw_key, staged_keys
+from pipelines.stages.stage import StageError
 from pipelines.store.data_root import DataRootError, ObjectStoreRoot, open_data_root
 from pipelines.store.layout import Layout
 from pipelines.store.runs import RunRecord
+from pipelines.store.tiers import open_public
 
 from .conftest import RECORDINGS, SCHEMAS, TEST_API_KEY, catalog_runs
 from .test_refresh import _poison
@@ -256,6 +258,15 @@ def test_airflow_tasks_read_what_an_earlier_task_put_on_the_store_not_its_local_
     shutil.rmtree(data_dir / "staged", ignore_errors=True)
     state = tasks.publish(state)
     assert state["status"] == "published" and state["rows_published"] == rows
+    # The release's lineage names the files where every host finds them: their keys on the store.
+    with open_public(Layout(data_dir)) as con:
+        lineage = con.execute(
+            "SELECT kind, path FROM meta.run_files WHERE run_id = ? ORDER BY ALL", [state["run_id"]]
+        )
+        raw = sorted(
+            ("raw", f"raw/{DATASET}/sha256/{p['sha256']}") for p in s3.manifest(state["run_id"])["pages"]
+        )
+        assert lineage.fetchall() == [*raw, ("staged", keys[0])]
 
 
 def test_a_run_manifest_naming_a_path_outside_its_run_is_refused_before_anything_is_read(
@@ -270,3 +281,19 @@ def test_a_run_manifest_naming_a_path_outside_its_run_is_refused_before_anything
     ):
         fetch_landed(DATASET, "run-1", root, tmp_path / "task")
     assert not (tmp_path / "outside.json").exists()
+
+
+def test_objects_without_their_run_marker_are_no_landed_or_staged_run(s3: S3Root, tmp_path: Path) -> None:
+    # What a task killed between its uploads leaves: objects, but not the manifest or marker that
+    # would make them a run. The next task refuses them instead of reading part of a run.
+    root = open_data_root(s3.settings.data_url or "")
+    assert root.write_create_only(raw_key(DATASET, hashlib.sha256(b"[]").hexdigest()), b"[]")
+    root.write(f"staged/{DATASET}/run-1/part-00000.parquet", b"PAR1")
+    with pytest.raises(
+        LandError, match=rf"s3://{s3.bucket}/scdx/raw/{DATASET}/run-1/_manifest.json does not exist"
+    ):
+        fetch_landed(DATASET, "run-1", root, tmp_path)
+    with pytest.raises(
+        StageError, match=rf"no complete staged run run-1 under s3://{s3.bucket}/scdx/staged/"
+    ):
+        staged_keys(DATASET, "run-1", root)

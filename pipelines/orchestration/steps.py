@@ -389,6 +389,5 @@ def step_publish(
     ``allow_shrink`` lets it remove more rows than the contract's max_shrink_pct)."""
     progress.stage(contract.dataset, "publish")
     with failure_recorded(run, contract, registry, settings):
-        return publish(
-            staged, contract, registry, Layout(settings.data_dir), run, settings.keep_versions, allow_shrink
-        )
+        layout, root = Layout(settings.data_dir), data_root_of(settings)
+        return publish(staged, contract, registry, layout, run, settings.keep_versions, allow_shrink, root)

@@ -112,21 +112,28 @@ def _download(root: DataRoot, key: str, target: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_landed(dataset: str, run_id: str, root: DataRoot, into: Path) -> LandedBatch:
-    """A landed run read back from the root into ``into`` (a directory the calling task created).
-
-    Each object's bytes are checked against the sha256 its key and manifest state.
-    """
+def landed_manifest(dataset: str, run_id: str, root: DataRoot) -> list[dict[str, Any]]:
+    """The page manifests of a run landed on the root (each with ``object``, its bytes' key)."""
     manifest_key = f"{run_prefix('raw', dataset, run_id)}/{MANIFEST}"
     if not root.exists(manifest_key):
         raise LandError(
             f"{dataset}: {root.uri(manifest_key)} does not exist: run {run_id} was not landed on the data root"
         )
-    manifest = _read_json(root, manifest_key)
+    pages: list[dict[str, Any]] = _read_json(root, manifest_key)["pages"]
+    return pages
+
+
+def fetch_landed(dataset: str, run_id: str, root: DataRoot, into: Path) -> LandedBatch:
+    """A landed run read back from the root into ``into`` (a directory the calling task created).
+
+    Each object's bytes are checked against the sha256 its key and manifest state.
+    """
+    entries = landed_manifest(dataset, run_id, root)
+    manifest_key = f"{run_prefix('raw', dataset, run_id)}/{MANIFEST}"
     directory = into / "raw" / dataset / run_id
     directory.mkdir(parents=True)
     pages = []
-    for entry in manifest["pages"]:
+    for entry in entries:
         page_manifest = {k: v for k, v in entry.items() if k != "object"}
         # The key is derived from the sha256 again, never taken from the manifest as written.
         key = raw_key(dataset, str(page_manifest["sha256"]))
