@@ -228,7 +228,8 @@ class ObjectStoreRoot:
             if endpoint:
                 # pyarrow does not read AWS_ENDPOINT_URL itself; an endpoint means path-style.
                 parts = urlsplit(endpoint)
-                options = {"endpoint_override": parts.netloc, "scheme": parts.scheme or "https"}
+                port = f":{parts.port}" if parts.port else ""
+                options = {"endpoint_override": f"{parts.hostname}{port}", "scheme": parts.scheme or "https"}
             cached = pafs.S3FileSystem(
                 region=_region(),
                 connect_timeout=CONNECT_TIMEOUT_S,
@@ -264,7 +265,7 @@ class ObjectStoreRoot:
             register_secret(os.environ.get(name))  # the SDKs' messages never carry them; be sure
         detail = redact_text(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return DataRootError(
-            f"{self._where()}: cannot {doing} {key} after {self.max_attempts} attempts: {detail}"
+            f"{self._where()}: cannot {doing} {key} (tried up to {self.max_attempts} times): {detail}"
         )
 
     def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
