@@ -75,7 +75,9 @@ def put_landed(landed: LandedBatch, root: DataRoot) -> RootLanding:
     pages = []
     for page in landed.pages:
         key = raw_key(landed.dataset, page.manifest["sha256"])
-        written += root.write_create_only(key, page.body_path)
+        # Bytes landed before are looked up, not sent again; the create-only put settles a race.
+        if not root.exists(key):
+            written += root.write_create_only(key, page.body_path)
         pages.append({**page.manifest, "object": key})
     failed = landed.directory / "_failed_attempts"
     if failed.is_dir():

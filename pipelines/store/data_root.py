@@ -18,6 +18,7 @@ with credentials in it is refused, so the URL is safe to print in errors and man
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,10 +137,11 @@ class LocalRoot:
 
     def write_create_only(self, key: str, source: Path | bytes) -> bool:
         target = self.root / _check_key(key)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        # A name of this call's own: a leftover of a killed writer is never mistaken for the key.
+        partial = target.with_name(f"{target.name}.{secrets.token_hex(6)}.partial")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._copy(source, partial, "xb")
+            self._copy(source, partial, "wb")
             # A hard link fails when the target exists: the local create-only rename.
             os.link(partial, target)
         except FileExistsError:
@@ -244,8 +246,13 @@ class ObjectStoreRoot:
     def _boto3(self) -> object:
         cached = self._clients.get("boto3")
         if cached is None:
-            import boto3
-            from botocore.config import Config
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise UsageError(
+                    f"{self.url}: an object-store data root needs boto3: pip install 'scdx[scale]'"
+                ) from None
 
             cached = boto3.client(
                 "s3",
