@@ -36,6 +36,7 @@ from pipelines.store.tiers import open_public
 
 from .conftest import RECORDINGS, SCHEMAS, TEST_API_KEY, catalog_runs
 from .test_refresh import _poison
+from .test_shared_schemas import _edit_month
 
 DATASET = "census_trade_imports"
 WINDOW = Window(date(2026, 1, 1), date(2026, 3, 1))
@@ -180,6 +181,22 @@ def test_a_quarantined_batch_is_put_in_the_quarantine_prefix_with_its_reason(
     assert [r["quarantine_path"] for r in catalog_runs(layout)] == [location]
     # A refused batch is not left where a release step would take it from.
     assert s3.objects(f"scdx/staged/{DATASET}/{run_id}/") == {}
+
+
+def test_a_batch_refused_for_drift_is_put_in_quarantine_pointing_at_its_raw_run_on_the_store(
+    s3: S3Root, recordings_copy: Path
+) -> None:
+    _edit_month(recordings_copy, "2026-03", 4, "1.2e9 est.")
+    with ReplayServer(recordings_copy) as server, pytest.raises(QuarantinedError) as caught:
+        s3.refresh(server.url)
+    prefix = f"scdx/quarantine/{DATASET}/{caught.value.run_id}"
+    assert list(s3.objects(prefix + "/")) == [f"{prefix}/drift.json"]
+    report = json.loads(s3.read(f"{prefix}/drift.json"))
+    assert "field 'general_value_usd': type_change" in report["reason"]
+    assert report["raw"] == f"s3://{s3.bucket}/scdx/raw/{DATASET}/{caught.value.run_id}"
+    assert s3.objects(f"scdx/raw/{DATASET}/{caught.value.run_id}/_manifest.json")
+    assert s3.objects(f"scdx/staged/{DATASET}/") == {}
+    assert f"s3://{s3.bucket}/{prefix}" in str(caught.value)
 
 
 def _closed_port() -> int:
