@@ -45,6 +45,11 @@ class Settings:
     # How long a refresh waits for another refresh of the same dataset before failing cleanly.
     dataset_lock_timeout_s: float = 3600.0
     http: HttpPolicy = field(default_factory=HttpPolicy)
+    # SCDX_DATA_URL: raw, staged, quarantine and reports are also put on this root (an object
+    # store, docs/scaling.md); None keeps everything under data_dir only, as always.
+    data_url: str | None = None
+    # Attempts of each object-store request before a run fails (retries with backoff in between).
+    data_max_attempts: int = 5
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some settings changed (CLI flags win over the environment)."""
@@ -103,4 +108,6 @@ def load_settings() -> Settings:
         keep_versions=int(_float_env("SCDX_KEEP_VERSIONS", 10)),
         dataset_lock_timeout_s=_float_env("SCDX_DATASET_LOCK_TIMEOUT", 3600.0),
         http=http,
+        data_url=os.environ.get("SCDX_DATA_URL") or None,
+        data_max_attempts=int(_float_env("SCDX_DATA_MAX_ATTEMPTS", 5)),
     )

@@ -26,6 +26,7 @@ from pipelines.stages.extract import extract
 from pipelines.stages.land import FailedAttempts, LandedBatch, LandError, land, land_file, open_landed
 from pipelines.stages.publish import PublishResult, publish
 from pipelines.stages.quarantine import QuarantinedError, quarantine_batch, quarantine_drift
+from pipelines.stages.root_files import data_root_of, put_landed, put_staged, put_tree, run_prefix
 from pipelines.stages.stage import StagedBatch
 from pipelines.store.history import latest_published_run, record_run
 from pipelines.store.layout import Layout
@@ -105,6 +106,7 @@ def step_extract_land(
             layout,
             earlier=_last_published_landing(contract, layout),
         )
+        _put_landed(landed, settings)
         log.info(
             "%s run %s: landed %d responses, %d bytes",
             contract.dataset,
@@ -145,6 +147,7 @@ def step_land_file(
         landed = land_file(
             path, contract.dataset, run.run_id, Layout(settings.data_dir), kind.encoding, submission
         )
+        _put_landed(landed, settings)
     run.coverage, run.coverage_note = "partial", f"file in hand {path.name}"
     if submission is not None:
         run.coverage, run.coverage_note = "complete", f"partner submission {submission['submission_id']}"
@@ -156,6 +159,20 @@ def step_land_file(
     )
     crash_point("after_land")
     return landed
+
+
+def _put_landed(landed: LandedBatch, settings: Settings) -> None:
+    """Put the landed responses on the data root (SCDX_DATA_URL), when there is one."""
+    root = data_root_of(settings)
+    if root is not None:
+        put = put_landed(landed, root)
+        log.info(
+            "%s run %s: %d new raw objects on %s",
+            landed.dataset,
+            landed.run_id,
+            put.objects_written,
+            root.url,
+        )
 
 
 def unchanged_upstream(run: RunRecord, contract: Contract, registry: Registry, layout: Layout) -> str | None:
@@ -262,7 +279,7 @@ def _staged(
     from pipelines.stages.normalize import normalize
     from pipelines.stages.stage import stage
 
-    layout = Layout(settings.data_dir)
+    layout, root = Layout(settings.data_dir), data_root_of(settings)
     try:
         with failure_recorded(run, contract, registry, settings, unless=DriftRejected):
             batches = normalize(landed, contract, registry, stats, scratch_dir=layout.work_dir)
@@ -274,10 +291,12 @@ def _staged(
                 layout,
                 restage,
             )
+            if root is not None:
+                put_staged(staged, root)
             _judge_declared_count(run, contract, stats)
     except DriftRejected as rejected:
         run.drift = [*stats.drift_dicts(), asdict(rejected.event)]
-        error = quarantine_drift(contract.dataset, run.run_id, str(rejected), run.drift, layout)
+        error = quarantine_drift(contract.dataset, run.run_id, str(rejected), run.drift, layout, root)
         _finish_quarantined(run, contract, registry, settings, error, rows=stats.source_rows)
         raise error from None
     finally:
@@ -322,9 +341,11 @@ def step_validate(
     from pipelines.stages.validate import validate
 
     progress.stage(contract.dataset, "validate")
-    layout = Layout(settings.data_dir)
+    layout, root = Layout(settings.data_dir), data_root_of(settings)
     with failure_recorded(run, contract, registry, settings):
         report = validate(staged, contract, registry, layout)
+        if root is not None:
+            put_tree(report.report_path.parent, run_prefix("reports", run.dataset, run.run_id), root)
     run.validation = report.outcome
     run.warnings = [*run.warnings, *(c.describe() for c in report.warnings)]
     for check in report.checks:
@@ -335,7 +356,8 @@ def step_validate(
     if report.passed:
         crash_point("after_validate")
         return report
-    error = quarantine_batch(staged, report, layout)
+    with failure_recorded(run, contract, registry, settings):
+        error = quarantine_batch(staged, report, layout, root)
     _finish_quarantined(run, contract, registry, settings, error, rows=staged.rows)
     raise error
 
@@ -349,7 +371,7 @@ def _finish_quarantined(
     rows: int,
 ) -> None:
     run.rows_quarantined = rows
-    run.quarantine_path = str(error.quarantine_path)
+    run.quarantine_path = error.location
     run.finish("quarantined", error=str(error))
     record_run(run, contract, registry, Layout(settings.data_dir))
 
@@ -367,6 +389,5 @@ def step_publish(
     ``allow_shrink`` lets it remove more rows than the contract's max_shrink_pct)."""
     progress.stage(contract.dataset, "publish")
     with failure_recorded(run, contract, registry, settings):
-        return publish(
-            staged, contract, registry, Layout(settings.data_dir), run, settings.keep_versions, allow_shrink
-        )
+        layout, root = Layout(settings.data_dir), data_root_of(settings)
+        return publish(staged, contract, registry, layout, run, settings.keep_versions, allow_shrink, root)

@@ -7,9 +7,12 @@ id, never passed around, so a retried task finds exactly what the earlier one wr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any, TypeVar
 
 from pipelines.common.progress import LogProgress
 from pipelines.common.settings import Settings, load_settings
@@ -25,11 +28,15 @@ from pipelines.orchestration.steps import (
 )
 from pipelines.sources.window import interval_window
 from pipelines.stages.land import open_landed
+from pipelines.stages.root_files import data_root_of, fetch_landed, fetch_staged
 from pipelines.stages.stage import open_staged
+from pipelines.store.data_root import DataRoot
 from pipelines.store.history import begin_run
 from pipelines.store.layout import Layout
 from pipelines.store.runs import NOTHING_TO_PUBLISH, RunRecord
 from pipelines.store.tiers import last_published
+
+Files = TypeVar("Files")
 
 
 def _load(dataset: str) -> tuple[Settings, Registry, Contract]:
@@ -69,21 +76,38 @@ def extract_and_land(
     return run.to_dict()
 
 
+@contextmanager
+def _run_files(
+    run: RunRecord,
+    settings: Settings,
+    from_root: Callable[[str, str, DataRoot, Path], Files],
+    from_disk: Callable[[str, str, Layout], Files],
+) -> Iterator[Files]:
+    """What an earlier task of the run wrote: from the data root (SCDX_DATA_URL) into a directory of
+    this task's own, since that task may have run on another host; else from the data directory."""
+    root = data_root_of(settings)
+    if root is None:
+        yield from_disk(run.dataset, run.run_id, Layout(settings.data_dir))
+        return
+    with TemporaryDirectory(prefix=f"scdx-{run.dataset}-") as scratch:
+        yield from_root(run.dataset, run.run_id, root, Path(scratch))
+
+
 def normalize_and_stage(run_state: dict[str, Any]) -> dict[str, Any]:
     """Normalize the run's landed pages and stage them as Parquet."""
     run = RunRecord.from_dict(run_state)
     settings, registry, contract = _load(run.dataset)
-    landed = open_landed(run.dataset, run.run_id, Layout(settings.data_dir))
-    # A retry after a killed attempt re-stages the same raw pages (staging is derived, never landed).
-    step_normalize_stage(run, landed, contract, registry, settings, restage=True, progress=LogProgress())
+    with _run_files(run, settings, fetch_landed, open_landed) as landed:
+        # A retry after a killed attempt re-stages the same raw pages (staging is derived, never landed).
+        step_normalize_stage(run, landed, contract, registry, settings, restage=True, progress=LogProgress())
     return run.to_dict()
 
 
 def _on_staged(run_state: dict[str, Any], step: Callable[..., object], **options: Any) -> dict[str, Any]:
     run = RunRecord.from_dict(run_state)
     settings, registry, contract = _load(run.dataset)
-    staged = open_staged(run.dataset, run.run_id, Layout(settings.data_dir))
-    step(run, staged, contract, registry, settings, progress=LogProgress(), **options)
+    with _run_files(run, settings, fetch_staged, open_staged) as staged:
+        step(run, staged, contract, registry, settings, progress=LogProgress(), **options)
     return run.to_dict()
 
 

@@ -30,8 +30,10 @@ from pipelines.common.sql import literal_list, quote_identifier, quote_literal
 from pipelines.contracts import DUCKDB_TYPES, Contract, Registry, column_comment, table_comment
 from pipelines.contracts.codelists import ref_table_statements
 from pipelines.stages.land import open_landed
+from pipelines.stages.root_files import landed_manifest, raw_key, run_prefix
 from pipelines.stages.stage import StagedBatch
 from pipelines.store import Column, Draft, StoreError, TableSchema
+from pipelines.store.data_root import DataRoot
 from pipelines.store.history import record_contract, record_run, run_details, run_values
 from pipelines.store.layout import Layout
 from pipelines.store.runs import RunRecord
@@ -58,20 +60,33 @@ class PublishResult:
     rows_published: int
 
 
-def _file_records(run: RunRecord, staged: StagedBatch, layout: Layout) -> list[dict[str, Any]]:
-    """The run's raw responses (from their manifests) and staged Parquet, for lineage."""
+def _raw_pages(run: RunRecord, layout: Layout, root: DataRoot | None) -> list[tuple[str, dict[str, Any]]]:
+    """(where, manifest) of each raw response: its key on the data root, or its path in the data dir."""
+    if root is not None:
+        return [
+            (raw_key(run.dataset, p["sha256"]), p) for p in landed_manifest(run.dataset, run.run_id, root)
+        ]
+    pages = open_landed(run.dataset, run.run_id, layout).pages
+    return [(str(p.body_path.relative_to(layout.root)), p.manifest) for p in pages]
+
+
+def _file_records(
+    run: RunRecord, staged: StagedBatch, layout: Layout, root: DataRoot | None
+) -> list[dict[str, Any]]:
+    """The run's raw responses (from their manifests) and staged Parquet, for lineage (located
+    on the data ``root`` when there is one: the files in hand may be a task's temporary copies)."""
     import pyarrow.parquet as pq
 
     records: list[dict[str, Any]] = []
-    for page in open_landed(run.dataset, run.run_id, layout).pages:
+    for where, manifest in _raw_pages(run, layout, root):
         records.append(
             {
                 "kind": "raw",
-                "path": str(page.body_path.relative_to(layout.root)),
-                "sha256": page.manifest["sha256"],
-                "bytes": page.manifest["bytes"],
-                "url": page.manifest["url"],
-                "fetched_at": page.manifest["fetched_at"],
+                "path": where,
+                "sha256": manifest["sha256"],
+                "bytes": manifest["bytes"],
+                "url": manifest["url"],
+                "fetched_at": manifest["fetched_at"],
                 "rows": None,
             }
         )
@@ -81,7 +96,11 @@ def _file_records(run: RunRecord, staged: StagedBatch, layout: Layout) -> list[d
         records.append(
             {
                 "kind": "staged",
-                "path": str(path.relative_to(layout.root)),
+                "path": (
+                    f"{run_prefix('staged', run.dataset, run.run_id)}/{path.name}"
+                    if root is not None
+                    else str(path.relative_to(layout.root))
+                ),
                 "sha256": digest,
                 "bytes": path.stat().st_size,
                 "url": None,
@@ -311,17 +330,19 @@ def publish(
     run: RunRecord,
     keep_versions: int = 10,
     allow_shrink: bool = False,
+    root: DataRoot | None = None,
 ) -> PublishResult:
     """The batch's rows, the reference lists and the marts built from them, as the tier's next release.
 
     A complete batch replaces its partitions (or the whole table); a partial one (``run.coverage``)
     is merged by primary key or refused, as the contract's ``publish.partial`` says. A change that
     removes more than ``publish.max_shrink_pct`` of the rows is blocked unless ``allow_shrink``.
+    ``root``: the data root the run's files are on (SCDX_DATA_URL), named in the lineage records.
     """
     store = open_store(layout, tier_of(contract), keep_versions)
     record_contract(store.catalog, contract, registry)
     batch = _Batch(staged, contract, registry, run, allow_shrink)
-    file_records = _file_records(run, staged, layout)
+    file_records = _file_records(run, staged, layout, root)
     try:
         release = store.publish(
             lambda draft: _apply(draft, batch, file_records), "data", run_ids=[run.run_id]
