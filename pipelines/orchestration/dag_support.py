@@ -6,6 +6,9 @@ Imported by dags/*.py when the scheduler parses them, so it imports only the con
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
 from pipelines.contracts import Contract
 
 PUBLISH_POOL = "scdx_publish"
@@ -15,6 +18,13 @@ MARTS_ASSET_URI = "scdx://marts"
 def asset_uri(dataset: str) -> str:
     """The URI of the Asset a dataset's publish task emits (and the marts DAG schedules on)."""
     return f"scdx://curated/{dataset}"
+
+
+def retry_delay() -> timedelta:
+    """The delay before a failed task's first retry (it doubles after): a minute, or
+    ``SCDX_RETRY_DELAY_S`` seconds where waiting a minute buys nothing (a test cluster whose worker
+    is killed on purpose). Read when the DAG file is parsed: an environment lookup, no I/O."""
+    return timedelta(seconds=float(os.environ.get("SCDX_RETRY_DELAY_S") or 60))
 
 
 def dag_owner(contract: Contract) -> str:
