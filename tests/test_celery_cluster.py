@@ -11,6 +11,7 @@ The round runs once (module fixture); the tests below each check one thing it mu
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -51,7 +52,8 @@ def data_root_env(root: Path) -> dict[str, str]:
     For now a local data dir the processes share (they run on one machine). When the object-store
     data root and the Iceberg store land, this returns ``SCDX_DATA_URL`` (s3:// on the local S3 API,
     ``python -m devtools.local_s3``) and ``SCDX_CATALOG_URL`` (a PostgreSQL database) instead, and
-    ``release_checksums`` reads the release through that store; nothing else here changes.
+    ``release_checksums``, ``duplicate_keys`` and ``published_runs`` read through that store;
+    nothing else here changes.
     """
     return {"SCDX_DATA_DIR": str(root / "data")}
 
@@ -154,7 +156,7 @@ def _single_machine(root: Path, replay: ReplayServer) -> dict[str, tuple[int, in
     return release_checksums(env)
 
 
-def _drive(airflow: AirflowCluster, replay: ReplayServer, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+def _drive(airflow: AirflowCluster, replay: ReplayServer) -> tuple[dict[str, Any], str]:
     """Trigger the four ingests at once, kill the worker holding the FAF5 download, then the marts."""
     clock = {"start": time.monotonic()}
     for dag_id in (*(f"ingest_{d}" for d in DATASETS), "publish_marts"):
@@ -212,7 +214,7 @@ def celery_round(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
             "SCDX_REPLAY_URL": replay.url,
             **data_root_env(root / "cluster"),
         }
-        database = f"scdx_celery_{root.name.replace('-', '_')[-8:]}"
+        database = f"scdx_celery_{secrets.token_hex(4)}"  # dropped by airflow.stop()
         airflow = AirflowCluster(
             home,
             PROJECT_ROOT / "dags",
@@ -236,7 +238,7 @@ def celery_round(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
                 airflow.start_worker(name)
             _wait(airflow, lambda: all(_worker_ready(home, name) for name in WORKERS))
             up = time.monotonic() - started
-            outcome, victim = _drive(airflow, replay, env)
+            outcome, victim = _drive(airflow, replay)
             yield Round(
                 single_machine=single_machine,
                 cluster=release_checksums(env),
