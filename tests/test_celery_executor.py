@@ -103,3 +103,17 @@ def test_a_celery_worker_answers_a_ping_through_the_local_redis(
         if answer.returncode == 0:
             break
     assert "ping@" in answer.stdout and "pong" in answer.stdout, answer.stdout
+
+
+def test_a_failed_task_first_retries_after_a_minute_unless_scdx_retry_delay_s_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from pipelines.orchestration.dag_support import retry_delay
+
+    monkeypatch.delenv("SCDX_RETRY_DELAY_S", raising=False)
+    assert retry_delay() == timedelta(minutes=1)
+    # The cluster test kills a worker on purpose: its retry need not wait a minute.
+    monkeypatch.setenv("SCDX_RETRY_DELAY_S", "5")
+    assert retry_delay() == timedelta(seconds=5)
