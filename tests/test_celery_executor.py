@@ -1,6 +1,7 @@
 """The CeleryExecutor as installed here (celery pinned below 5.7, the provider 3.26.0): it imports,
 and a real ``airflow celery worker`` answers a ping through the local Redis (127.0.0.1:6379, a db
-index of its own, flushed before and after). The whole cluster is in test_celery_cluster.py."""
+index of its own, flushed before and after); and the DAGs' retry delay the cluster test shortens.
+The whole cluster is in test_celery_cluster.py."""
 
 from __future__ import annotations
 
