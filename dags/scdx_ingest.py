@@ -20,7 +20,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import Contract, load_registry
-from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, dag_owner, doc_md
+from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, dag_owner, doc_md, retry_delay
 
 SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -80,7 +80,7 @@ def build_ingest_dag(contract: Contract) -> Any:
         default_args={
             "owner": dag_owner(contract),
             "retries": 2,
-            "retry_delay": timedelta(minutes=1),
+            "retry_delay": retry_delay(),
             "retry_exponential_backoff": True,
             "max_retry_delay": timedelta(minutes=30),
             "execution_timeout": timedelta(hours=2),

@@ -19,7 +19,7 @@ from airflow.sdk import Asset, AssetAny, dag, task
 from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import load_registry
 from pipelines.marts import datasets_read, load_marts
-from pipelines.orchestration.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri
+from pipelines.orchestration.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri, retry_delay
 
 SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 _published = load_registry(SCHEMAS_DIR, with_codelists=False).contracts
@@ -43,7 +43,7 @@ _inputs = [
     default_args={
         "owner": "scdx",
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
+        "retry_delay": retry_delay(),
         "retry_exponential_backoff": True,
         "execution_timeout": timedelta(hours=1),
     },

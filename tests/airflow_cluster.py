@@ -1,5 +1,6 @@
 """A real Airflow 3 deployment for tests: PostgreSQL metadata DB, api-server, scheduler and
-dag-processor as separate processes with the LocalExecutor (see shared/notes/airflow-real-scheduler.md).
+dag-processor as separate processes with the LocalExecutor (see shared/notes/airflow-real-scheduler.md),
+or with the CeleryExecutor and Celery workers on a Redis broker (``celery_env``, ``start_worker``).
 
 Every process runs in its own process group and is stopped in ``stop()`` (SIGTERM, then SIGKILL);
 the database is created fresh and dropped at the end. Nothing here is a mock: it is the same
@@ -8,6 +9,7 @@ the database is created fresh and dropped at the end. Nothing here is a mock: it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 SCDX = str(Path(sys.executable).parent / "scdx")
@@ -45,23 +48,55 @@ def _psql(sql: str) -> None:
         con.close()
 
 
+def _kill_leftovers(process: subprocess.Popen[bytes]) -> None:
+    """A group leader that exited may leave children in its group (a Celery pool process)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def worker_hostname() -> str:
+    """The host name a test's Celery worker reports to Airflow (``AIRFLOW__CORE__HOSTNAME_CALLABLE``
+    points here): two workers on one machine stand for two hosts, and the task instances say which."""
+    return os.environ["SCDX_TEST_WORKER_HOSTNAME"]
+
+
+def celery_env(database: str, redis_db: int) -> dict[str, str]:
+    """The CeleryExecutor on the local Redis (its own db index) with results in the metadata DB.
+
+    One task per worker at a time and one message prefetched: a killed worker then takes down only
+    the task it was running (Airflow retries it), never a reserved message another worker could run.
+    """
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{database}",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    }
+
+
 class AirflowCluster:
     """api-server + scheduler + dag-processor (and any other components asked for) on a fresh PostgreSQL database."""
 
     def __init__(
-        self, home: Path, dags: Path, extra_env: dict[str, str], components: tuple[str, ...] = ()
+        self,
+        home: Path,
+        dags: Path,
+        extra_env: dict[str, str],
+        components: tuple[str, ...] = (),
+        database: str | None = None,
     ) -> None:
         """``components``: processes to run besides the three, e.g. ``("triggerer",)`` for
-        deferrable tasks and asset watchers."""
+        deferrable tasks and asset watchers; ``database``: a metadata database to reuse."""
         self.home = home
         self.components = ("api-server", "scheduler", "dag-processor", *components)
-        self.database = f"scdx_airflow_{secrets.token_hex(4)}"
+        self.database = database or f"scdx_airflow_{secrets.token_hex(4)}"
         self.port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.killed: set[str] = set()
         (home / "passwords.json").write_text(json.dumps({"admin": "admin"}))
         self.env = {
             **os.environ,
-            **extra_env,
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -79,6 +114,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            **extra_env,  # last: a test's settings (the executor, its broker) win
         }
         self.token: str | None = None
 
@@ -96,7 +132,60 @@ class AirflowCluster:
             )
         self._wait_healthy()
 
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """``airflow celery worker`` named ``name`` (its Celery node name and the host name its task
+        instances record), in its own process group, with its own log-server port."""
+        log = (self.home / f"worker-{name}.log").open("wb")
+        process = subprocess.Popen(
+            [AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h", "--without-mingle"],
+            env={
+                **self.env,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
+                ),
+                "SCDX_TEST_WORKER_HOSTNAME": name,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[f"worker-{name}"] = process
+        return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process, its process group and every process it started, as when its host dies.
+
+        The group is not enough: Airflow's task supervisor puts each task runner in a process group
+        of its own, so a task would outlive a worker whose group alone was killed (and hold its
+        dataset's lock until its own request timed out)."""
+        import psutil
+
+        process = self.processes[name]
+        self.killed.add(name)
+        tree = psutil.Process(process.pid).children(recursive=True)
+        os.killpg(process.pid, signal.SIGKILL)
+        for child in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        process.wait(timeout=30)
+        psutil.wait_procs(tree, timeout=30)
+
+    def check_alive(self) -> None:
+        """Fail with the logs when a process this cluster started (and did not kill) has exited."""
+        for name, process in self.processes.items():
+            if name not in self.killed and process.poll() is not None:
+                raise AssertionError(f"{name} exited with {process.returncode}\n{self.logs()}")
+
     def stop(self) -> None:
+        import psutil
+
+        # Task runners sit in process groups of their own (see kill): note them before their parents go.
+        descendants = []
+        for process in self.processes.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                descendants += psutil.Process(process.pid).children(recursive=True)
         for process in self.processes.values():
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -104,9 +193,13 @@ class AirflowCluster:
         for process in self.processes.values():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                _kill_leftovers(process)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+        for child in psutil.wait_procs(descendants, timeout=5)[1]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         try:
             _psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         except Exception as exc:  # leave the test result to what happened before

@@ -152,3 +152,76 @@ def test_env_example_names_every_variable_compose_interpolates() -> None:
     example = Path(PROJECT_ROOT / ".env.example").read_text()
     defined = set(re.findall(r"^([A-Z_]+)=", example, flags=re.M))
     assert needed <= defined, needed - defined
+
+
+def _lock_pins() -> dict[str, str]:
+    lock = (PROJECT_ROOT / "requirements.lock").read_text()
+    return dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)", lock, flags=re.M))
+
+
+def test_the_celery_profile_runs_workers_on_redis_with_task_states_in_postgres(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    redis, worker = services["redis"], services["airflow-worker"]
+    assert redis["image"].startswith("redis:") and redis["healthcheck"]["test"] == [
+        "CMD",
+        "redis-cli",
+        "ping",
+    ]
+    env = _env(worker)
+    # The broker is the redis service; results go to the metadata database, not to the broker.
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql://airflow:airflow@postgres/airflow"
+    assert int(env["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) >= 1
+    # The worker runs the same executor setting as the scheduler (one .env value for both).
+    assert env["AIRFLOW__CORE__EXECUTOR"] == _env(services["airflow-scheduler"])["AIRFLOW__CORE__EXECUTOR"]
+    assert "CeleryExecutor" in (PROJECT_ROOT / ".env.example").read_text()
+    # The health check pings this worker's own node through the broker with the executor's Celery app.
+    check = worker["healthcheck"]["test"][-1]
+    assert "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping" in check
+    assert '-d "celery@$${HOSTNAME}"' in check or '-d "celery@${HOSTNAME}"' in check
+    # A stopping worker finishes its task (a publish is never cut short by a redeploy).
+    assert env["DUMB_INIT_SETSID"] == "0" and worker["stop_grace_period"]
+
+
+def test_workers_run_tasks_so_they_get_the_dags_the_schemas_the_data_and_every_setting(
+    compose: dict[str, Any],
+) -> None:
+    worker, scheduler = compose["services"]["airflow-worker"], compose["services"]["airflow-scheduler"]
+    assert _mounts(worker) == _mounts(scheduler)
+    worker_env, scheduler_env = _env(worker), _env(scheduler)
+    assert {k: v for k, v in scheduler_env.items() if k.startswith("SCDX_")} == {
+        k: v for k, v in worker_env.items() if k.startswith("SCDX_")
+    }
+
+
+def test_every_service_reaching_postgres_or_redis_waits_until_it_is_healthy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["postgres"]["healthcheck"]["test"] and services["redis"]["healthcheck"]["test"]
+    for name, service in services.items():
+        env = _env(service) if "environment" in service else {}
+        if "@postgres/" in env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", ""):
+            assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    # The broker's users: the scheduler (whose executor sends the tasks) and the workers. redis is
+    # only in the celery profile, so the scheduler's wait is not required without it.
+    assert services["airflow-worker"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert services["airflow-scheduler"]["depends_on"]["redis"] == {
+        "condition": "service_healthy",
+        "required": False,
+    }
+
+
+def test_the_image_pins_celery_below_5_7_with_the_celery_provider_it_imports_under() -> None:
+    pins = _lock_pins()
+    celery = tuple(int(part) for part in pins["celery"].split(".")[:2])
+    assert celery < (5, 7), "apache-airflow-providers-celery 3.26.0 fails to import under celery 5.7"
+    assert pins["apache-airflow-providers-celery"] == "3.26.0"
+    assert {"kombu", "redis", "billiard"} <= set(pins)
+    # The image installs exactly these pins, and `make venv` (the scale extra) the same ones.
+    assert "pip install --no-cache-dir -r requirements.lock" in (PROJECT_ROOT / "Dockerfile").read_text()
+    pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
+    for package in ("celery", "apache-airflow-providers-celery"):
+        assert re.search(rf'"{re.escape(package)}(\[[a-z,]+\])?=={re.escape(pins[package])}"', pyproject), (
+            package
+        )

@@ -6,6 +6,7 @@ Imported by dags/*.py when the scheduler parses them, so it imports only the con
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,20 @@ def asset_uri(dataset: str) -> str:
     return f"scdx://curated/{dataset}"
 
 
+def retry_delay() -> timedelta:
+    """The delay before a failed task's first retry (it doubles after): a minute, or
+    ``SCDX_RETRY_DELAY_S`` seconds where waiting a minute buys nothing (a test cluster whose worker
+    is killed on purpose). Read when the DAG file is parsed: an environment lookup, no I/O."""
+    return timedelta(seconds=float(os.environ.get("SCDX_RETRY_DELAY_S") or 60))
+
+
 def house_default_args(owner: str, execution_timeout: timedelta) -> dict[str, Any]:
     """A DAG's ``default_args`` by the house policy: an owner, retries with exponential backoff
     (sources and disks fail transiently), and a time limit on every task."""
     return {
         "owner": owner,
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
+        "retry_delay": retry_delay(),
         "retry_exponential_backoff": True,
         "execution_timeout": execution_timeout,
     }
