@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -37,8 +39,6 @@ def free_port() -> int:
 
 
 def _psql(sql: str) -> None:
-    import psycopg2
-
     con = psycopg2.connect(dbname="postgres", **PG)
     con.autocommit = True
     try:
@@ -202,7 +202,7 @@ class AirflowCluster:
                 child.kill()
         try:
             _psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        except Exception as exc:  # leave the test result to what happened before
+        except psycopg2.Error as exc:  # leave the test result to what happened before
             print(f"could not drop {self.database}: {exc}", file=sys.stderr)
 
     def logs(self) -> str:

@@ -41,6 +41,7 @@ from pipelines.store.catalog_tables import (
     runs,
     unit_conversions,
 )
+from pipelines.store.locks import file_lock
 
 
 def _write_run(db: Connection, values: Mapping[str, Any], details: Mapping[str, Any]) -> None:
@@ -118,7 +119,7 @@ def _engine(url: str) -> Engine:
         else:
             engine = sa.create_engine(url, pool_pre_ping=True)
         try:
-            metadata.create_all(engine)
+            _create_tables(engine, url)
         except sa.exc.SQLAlchemyError as exc:
             raise CatalogError(
                 f"catalog {shown_url(url)} cannot be opened: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}"
@@ -129,6 +130,28 @@ def _engine(url: str) -> Engine:
                 os.chmod(database, 0o600)  # restricted runs are in it too
         _engines[url] = engine
     return engine
+
+
+# Any fixed 64-bit number: the PostgreSQL advisory lock that serialises creating the tables.
+_CREATE_LOCK_KEY = 0x5CD0CA7A
+
+
+def _create_tables(engine: Engine, url: str) -> None:
+    """Create the catalog's tables that do not exist yet, one process at a time: two workers
+    starting on an empty data root would otherwise both find a table missing and the second
+    would fail creating it ("table ... already exists")."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if not path:  # in memory: nobody else can see it
+            metadata.create_all(engine)
+            return
+        with file_lock(Path(f"{path}.create.lock"), timeout_s=120, holder="creating the catalog's tables"):
+            metadata.create_all(engine)
+        return
+    with engine.begin() as connection:
+        # Held until this transaction ends; a second process waits, then finds the tables made.
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_CREATE_LOCK_KEY)))
+        metadata.create_all(connection)
 
 
 class Catalog:
