@@ -11,6 +11,8 @@ TOO_FEW_PARTNERS = "too_few_partners"
 DOMINANT_PARTNER = "dominant_partner"
 ESTIMABLE_BY_PARTNER = "estimable_by_partner"
 COMPLEMENTARY = "complementary"
+# Every suppression reason, the primary ones first in the order they are tested.
+REASONS = (TOO_FEW_PARTNERS, DOMINANT_PARTNER, ESTIMABLE_BY_PARTNER, COMPLEMENTARY)
 
 
 class DisclosureError(UsageError):

@@ -10,7 +10,9 @@ partner may not submit, a replayed submission id or a file that is not the signe
 ``inbox/refused/<submission_id>/`` with ``reason.txt`` and never ingested. A valid one moves to
 ``inbox/accepted/<submission_id>/`` (which remembers its id) and goes the land -> validate ->
 publish path of any file (:func:`ingest_file`) into the dataset's tier, every row's partner_id
-taken from the envelope. Keys are read from the partners' environment variables and never written.
+taken from the envelope. After a pass that published partner data, the disclosure-controlled public
+aggregates are published again from the restricted tier (pipelines.stages.publish_aggregates).
+Keys are read from the partners' environment variables and never written.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pipelines.common.errors import ScdxError
 from pipelines.common.settings import Settings
 from pipelines.contracts import ContractError, PartnerRegistry, Registry
 from pipelines.orchestration.refresh import ingest_file
+from pipelines.stages.publish_aggregates import PARTNER_DATASETS, publish_flow_aggregates
+from pipelines.store.layout import Layout
 
 log = logging.getLogger("scdx.inbox")
 
@@ -157,12 +161,18 @@ def ingest_inbox(settings: Settings, registry: Registry, partners: PartnerRegist
         reason = refusal(envelope, inbox, partners, registry)
         if reason is not None:
             _set_aside(inbox, envelope_path, envelope.submission_id, inbox / envelope.file_name, reason)
-            log.warning("submission %s refused: %s", envelope.submission_id, reason)
+            # The reason names partners: it stays in the inbox (owner-only), not in the logs.
+            log.warning(
+                "submission %s refused; why: inbox/refused/%s/reason.txt", *[envelope.submission_id] * 2
+            )
             outcomes.append(
                 Outcome(envelope.submission_id, envelope.partner_id, envelope.dataset, "refused", reason)
             )
             continue
         outcomes.append(_accept(settings, registry, inbox, envelope_path, envelope))
+    if any(o.status == "published" and o.dataset in PARTNER_DATASETS for o in outcomes):
+        # The public aggregates follow every restricted publish of partner data, once per pass.
+        publish_flow_aggregates(Layout(settings.data_dir), registry, settings.keep_versions)
     return outcomes
 
 
@@ -180,9 +190,10 @@ def _accept(
     try:
         run = ingest_file(contract, registry, settings, body, submission=submission)
     except ScdxError as exc:
-        log.warning("submission %s failed: %s", envelope.submission_id, exc)
+        # The error may quote the partner's rows: the outcome carries it to the owner, not the logs.
+        log.warning("submission %s failed (%s)", envelope.submission_id, type(exc).__name__)
         return Outcome(envelope.submission_id, envelope.partner_id, envelope.dataset, "failed", str(exc))
-    log.info("submission %s of %s: %s", envelope.submission_id, envelope.partner_id, run.status)
+    log.info("submission %s: %s", envelope.submission_id, run.status)
     return Outcome(
         envelope.submission_id, envelope.partner_id, envelope.dataset, run.status, run_id=run.run_id
     )

@@ -1,0 +1,352 @@
+"""The public partner aggregates (issue 23): generated submissions, signed and ingested into the
+restricted tier, leave it only as the disclosure-controlled cells of ``curated.flow_port_weekly``
+and ``curated.flow_forecast_weekly`` in the public release; the attacker of tests/test_disclosure.py
+then tries the published port and forecast cells.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.cli.flow_demo import partner_keys, public_cell_counts, submit_and_ingest
+from pipelines.common.settings import Settings
+from pipelines.contracts import Registry, load_partners
+from pipelines.disclosure import (
+    COMPLEMENTARY,
+    DOMINANT_PARTNER,
+    TOO_FEW_PARTNERS,
+    DisclosureRule,
+    Hierarchy,
+    Level,
+)
+from pipelines.orchestration.inbox import Outcome, inbox_dir, ingest_inbox, submit
+from pipelines.stages.flow_aggregates import (
+    FORECAST_COMMODITY_WEEK,
+    FORECAST_PORT_WEEK,
+    FORECAST_WEEK,
+    THROUGHPUT_LEVELS,
+    disclosure_rule,
+)
+from pipelines.store.layout import Layout
+from pipelines.store.tiers import open_current, open_public
+
+from .conftest import RECORDINGS, SCHEMAS
+from .test_disclosure import assert_no_attacker_pins_anything_down
+
+PORTS, FORECASTS = "curated.flow_port_weekly", "curated.flow_forecast_weekly"
+MEASURES = (
+    "loaded_teu_in",
+    "loaded_teu_out",
+    "empty_teu_in",
+    "empty_teu_out",
+    "vessel_arrivals",
+    "dwell_days",
+)
+
+
+def key_of(partner_id: str) -> str:
+    """A distinctive key per partner, to look for on disk and in the logs."""
+    return f"flowKEY-{partner_id}-5e1c9a7d3b"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A data directory after the demo's partner leg, and what was logged meanwhile."""
+
+    settings: Settings
+    registry: Registry
+    outcomes: list[Outcome]
+    logs: str
+    keys: dict[str, str]
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.settings.data_dir)
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Iterator[Exchange]:
+    """Every partner's generated submission, signed with its key, ingested, aggregates published."""
+    data_dir = tmp_path_factory.mktemp("flow") / "data"
+    data_dir.mkdir()
+    settings = Settings(data_dir=data_dir, schemas_dir=SCHEMAS, recordings_dir=RECORDINGS)
+    partners = load_partners(SCHEMAS, set(registry.contracts))
+    keys = {p.secret.env: key_of(p.id) for p in partners.partners}
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, key in keys.items():
+                patch.setenv(name, key)
+            outcomes = submit_and_ingest(settings)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    yield Exchange(settings, registry, outcomes, buffer.getvalue(), keys)
+
+
+def rows(exchange: Exchange, sql: str) -> list[tuple[object, ...]]:
+    with open_public(exchange.layout) as con:
+        return con.execute(sql).fetchall()
+
+
+def restricted(exchange: Exchange, sql: str) -> pa.Table:
+    with open_current(exchange.layout, "restricted") as con:
+        return con.sql(sql).to_arrow_table()
+
+
+def test_the_aggregates_publish_from_the_ingested_submissions_and_add_up_to_the_partners_rows(
+    exchange: Exchange,
+) -> None:
+    assert len(exchange.outcomes) == 12 and {o.status for o in exchange.outcomes} == {"published"}
+    truth = restricted(
+        exchange, "SELECT week, sum(loaded_teu_in) AS teu FROM curated.flow_port_throughput GROUP BY week"
+    )
+    published = dict(
+        rows(exchange, f"SELECT week, loaded_teu_in FROM {PORTS} WHERE level = 'week' AND NOT suppressed")
+    )
+    assert len(published) == 26
+    assert published == dict(
+        zip(truth.column("week").to_pylist(), truth.column("teu").to_pylist(), strict=True)
+    )
+    # Los Angeles: three comparable terminals, so its port weeks publish (but for cover, below).
+    lax = rows(
+        exchange,
+        f"SELECT count(*) FILTER (NOT suppressed) FROM {PORTS} WHERE level = 'port_week' AND port_code = 'USLAX'",
+    )
+    assert lax[0][0] >= 20
+    assert public_cell_counts(exchange.settings)[FORECASTS]["published"] > 0
+
+
+def test_a_houston_port_week_with_two_partners_is_suppressed(exchange: Exchange) -> None:
+    houston = rows(
+        exchange,
+        f"SELECT DISTINCT suppression_reason, loaded_teu_in, dwell_days, contributors FROM {PORTS} "
+        "WHERE level = 'port_week' AND port_code = 'USHOU'",
+    )
+    assert houston == [(TOO_FEW_PARTNERS, None, None, None)]
+
+
+def test_savannahs_dominant_terminal_gets_its_port_weeks_suppressed_as_dominant_partner(
+    exchange: Exchange,
+) -> None:
+    savannah = rows(
+        exchange,
+        f"SELECT DISTINCT suppression_reason, loaded_teu_in FROM {PORTS} WHERE level = 'port_week' AND port_code = 'USSAV'",
+    )
+    assert savannah == [(DOMINANT_PARTNER, None)]
+
+
+def test_unchanged_partner_data_makes_no_release_and_the_cli_counts_the_cells(exchange: Exchange) -> None:
+    before = exchange.layout.public_db.resolve()
+    result = CliRunner().invoke(
+        app, ["partner", "publish-aggregates", "--data-dir", str(exchange.settings.data_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "aggregates unchanged: no release" in result.output
+    counts = public_cell_counts(exchange.settings)[PORTS]
+    shown = ", ".join(f"{reason} {count:,}" for reason, count in counts.items())
+    assert f"{PORTS}: {shown}" in result.output
+    assert exchange.layout.public_db.resolve() == before
+
+
+def test_every_public_aggregate_column_and_table_is_commented(exchange: Exchange) -> None:
+    for table in (PORTS, FORECASTS):
+        name = table.removeprefix("curated.")
+        columns = rows(
+            exchange, f"SELECT column_name, comment FROM duckdb_columns() WHERE table_name = '{name}'"
+        )
+        assert len(columns) >= 10 and all(comment for _, comment in columns), columns
+        assert rows(exchange, f"SELECT comment FROM duckdb_views() WHERE view_name = '{name}'")[0][0]
+
+
+def suppressed_terminal_values(exchange: Exchange) -> set[float]:
+    """Every measure of every restricted row in a terminal-week cell the public does not see."""
+    hidden = rows(
+        exchange, f"SELECT terminal_code, week FROM {PORTS} WHERE level = 'terminal_week' AND suppressed"
+    )
+    table = restricted(exchange, "SELECT * FROM curated.flow_port_throughput")
+    measures = ("loaded_teu_in", "loaded_teu_out", "empty_teu_in", "empty_teu_out")
+    return {
+        float(row[m])
+        for row in table.to_pylist()
+        if (row["terminal_code"], row["week"]) in set(hidden)
+        for m in measures
+        if row[m] >= 1000  # small numbers occur anywhere (row counts, sizes); these are distinctive
+    }
+
+
+def public_files(layout: Layout) -> list[Path]:
+    files = [layout.public_db.resolve()]
+    for folder in (layout.root / "tables" / "public", layout.public_versions_dir):
+        files += [p for p in folder.rglob("*") if p.is_file()]
+    return files
+
+
+def test_nothing_restricted_reaches_the_public_files_the_catalog_or_the_logs(exchange: Exchange) -> None:
+    partner_ids = [p.id for p in load_partners(SCHEMAS).partners]
+    secrets = [*partner_ids, *exchange.keys.values()]
+    # A hidden terminal's TEUs may equal some published cell's by chance (thousands of whole
+    # numbers); those say nothing about the terminal, the rest must appear nowhere.
+    published = {v for row in rows(exchange, f"SELECT COLUMNS('teu|arrivals') FROM {PORTS}") for v in row}
+    published |= {v for (v,) in rows(exchange, f"SELECT teu_expected FROM {FORECASTS}")}
+    hidden = rows(
+        exchange,
+        f"SELECT count(*) FROM {PORTS} WHERE suppressed AND coalesce({', '.join(MEASURES)}) IS NOT NULL",
+    )
+    assert hidden == [(0,)]
+    values = suppressed_terminal_values(exchange) - published
+    assert len(values) > 500 and len(public_files(exchange.layout)) > 2
+    for path in public_files(exchange.layout):
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in data, (secret, path)
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            text = repr(table.to_pylist()) + repr(table.schema.metadata)
+            assert not any(secret in text for secret in secrets), path
+            cells = {
+                v for column in table.columns if pa.types.is_floating(column.type) for v in column.to_pylist()
+            }
+            assert not cells & values, path
+        assert not any(struct.pack("<d", value) in data for value in values), path
+    for secret in secrets:
+        assert secret not in exchange.logs, secret
+    assert not any(key in exchange.logs for key in exchange.keys.values())
+    # The catalog keeps the restricted tier's own history (its partitions name partners; the file
+    # is owner-only); what it records of the public tier names no partner, and no key is in it.
+    catalog = exchange.settings.data_dir / "catalog.sqlite"
+    with sqlite3.connect(catalog) as con:
+        public = repr(con.execute("SELECT * FROM scdx_release_tables WHERE tier = 'public'").fetchall())
+        public += repr(con.execute("SELECT * FROM scdx_releases WHERE tier = 'public'").fetchall())
+    assert "flow_port_weekly" in public and "flow_forecast_weekly" in public
+    assert not any(secret in public for secret in secrets)
+    assert not any(key.encode() in catalog.read_bytes() for key in exchange.keys.values())
+
+
+def test_the_demo_keys_live_only_in_the_processes_environment_while_it_runs(registry: Registry) -> None:
+    partners = load_partners(SCHEMAS, set(registry.contracts))
+    unset = [p for p in partners.partners if p.secret.env not in os.environ]
+    with partner_keys(partners):
+        keys = [p.key() for p in unset]
+        assert len(set(keys)) == len(unset) and all(len(key) >= 40 for key in keys)
+    assert not any(p.secret.env in os.environ for p in unset)
+
+
+# The adversary on what was published ----------------------------------------------------------
+
+# Weeks share no cell (every level groups by week), so the attacker on a few weeks is exact: the
+# Houston closure (14, 15), the Los Angeles surge (21) and an ordinary week (5).
+ATTACKED_WEEKS = ("2024-W05", "2024-W14", "2024-W15", "2024-W21")
+
+
+def attacked(table: pa.Table, measure: str, dimensions: tuple[str, ...]) -> pa.Table:
+    """Rows of the attacked weeks as the attacker's helpers read them: dimensions, partner, value."""
+    chosen = table.filter(pa.compute.is_in(table.column("week"), pa.array(ATTACKED_WEEKS)))
+    return chosen.select([*dimensions, "partner_id"]).append_column(
+        "value", pa.compute.cast(chosen.column(measure), pa.float64())
+    )
+
+
+def public_cells(
+    exchange: Exchange, table: str, measure: str, dimensions: tuple[str, ...], where: str = "TRUE"
+) -> pa.Table:
+    weeks = ", ".join(f"'{week}'" for week in ATTACKED_WEEKS)
+    with open_public(exchange.layout) as con:
+        return con.sql(
+            f"SELECT level, {', '.join(dimensions)}, {measure}::DOUBLE AS value, suppression_reason "
+            f"FROM {table} WHERE week IN ({weeks}) AND {where} ORDER BY ALL"
+        ).to_arrow_table()
+
+
+@pytest.mark.parametrize("measure", ["loaded_teu_in", "empty_teu_out", "vessel_arrivals"])
+def test_no_partner_can_pin_down_a_suppressed_port_cell_or_another_partners_value(
+    exchange: Exchange, measure: str
+) -> None:
+    rule = disclosure_rule(exchange.registry.get("flow_port_throughput"))
+    dimensions = THROUGHPUT_LEVELS[0].child.dimensions
+    throughput = restricted(exchange, "SELECT * FROM curated.flow_port_throughput")
+    regions = {"USLAX": "West", "USSAV": "East", "USHOU": "Gulf"}
+    throughput = throughput.append_column(
+        "region", pa.array([regions[p] for p in throughput.column("port_code").to_pylist()])
+    )
+    public = public_cells(exchange, PORTS, measure, dimensions)
+    found = assert_no_attacker_pins_anything_down(
+        attacked(throughput, measure, dimensions), public, THROUGHPUT_LEVELS, rule
+    )
+    assert any(bound.what.startswith("suppressed port_week") for bound in found)
+
+
+def test_no_shipper_can_pin_down_a_suppressed_forecast_cell_across_ports_and_commodities(
+    exchange: Exchange,
+) -> None:
+    # Ports and commodity groups are two margins of one hidden port x commodity table: the
+    # attacker solves over that table, so what the two margins say together is tried too.
+    hidden = Level(
+        "port_commodity_week", ("horizon_weeks", "port_code", "commodity_system", "commodity_code", "week")
+    )
+    hierarchies = (
+        Hierarchy(hidden, FORECAST_PORT_WEEK),
+        Hierarchy(hidden, FORECAST_COMMODITY_WEEK),
+        Hierarchy(FORECAST_PORT_WEEK, FORECAST_WEEK),
+    )
+    rule: DisclosureRule = disclosure_rule(exchange.registry.get("flow_shipper_forecasts"))
+    forecasts = restricted(exchange, "SELECT * FROM curated.flow_shipper_forecasts WHERE horizon_weeks = 2")
+    public = public_cells(exchange, FORECASTS, "teu_expected", hidden.dimensions, "horizon_weeks = 2")
+    assert COMPLEMENTARY in public.column("suppression_reason").to_pylist()
+    found = assert_no_attacker_pins_anything_down(
+        attacked(forecasts, "teu_expected", hidden.dimensions), public, hierarchies, rule
+    )
+    assert any(bound.what.startswith("suppressed commodity_week") for bound in found)
+
+
+# LAX week 1: terminal T1 has two partners, T2, T3 and T4 three each (tests/test_disclosure.py's port).
+ONE_SENSITIVE_TERMINAL = {
+    "lax_pier_a_terminal": {"T1": 4000, "T2": 3000, "T3": 5000, "T4": 6000},
+    "lax_harbor_gateway": {"T1": 3500, "T2": 3000, "T3": 4500, "T4": 5500},
+    "lax_bay_container": {"T2": 3000, "T3": 4000, "T4": 5000},
+}
+
+
+def test_a_port_with_exactly_one_suppressed_terminal_gets_a_complementary_suppression(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings, registry: Registry
+) -> None:
+    header = "port_code,terminal_code,week,loaded_teu_in,loaded_teu_out,empty_teu_in,empty_teu_out,vessel_arrivals,dwell_days"
+    for partner, terminals in ONE_SENSITIVE_TERMINAL.items():
+        monkeypatch.setenv(f"SCDX_PARTNER_{partner.upper()}_KEY", key_of(partner))
+        lines = [
+            f"USLAX,{t},2024-W01,{teu},{teu // 2},{teu // 20},{teu // 3},{teu // 1000},3.5"
+            for t, teu in terminals.items()
+        ]
+        path = tmp_path / f"{partner}.csv"
+        path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        submit(inbox_dir(settings), partner, "flow_port_throughput", path, key_of(partner).encode())
+    partners = load_partners(SCHEMAS, set(registry.contracts))
+    assert {o.status for o in ingest_inbox(settings, registry, partners)} == {"published"}
+    with open_public(Layout(settings.data_dir)) as con:
+        terminals = dict(
+            con.execute(
+                f"SELECT terminal_code, suppression_reason FROM {PORTS} WHERE level = 'terminal_week'"
+            ).fetchall()
+        )
+        port = con.execute(f"SELECT loaded_teu_in FROM {PORTS} WHERE level = 'port_week'").fetchone()
+    assert terminals == {"T1": TOO_FEW_PARTNERS, "T2": COMPLEMENTARY, "T3": None, "T4": None}
+    assert port == (46500.0,)
