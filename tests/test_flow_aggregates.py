@@ -39,6 +39,7 @@ from pipelines.stages.flow_aggregates import (
     FORECAST_WEEK,
     THROUGHPUT_LEVELS,
     disclosure_rule,
+    forecast_weekly,
 )
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current, open_public
@@ -134,6 +135,17 @@ def test_the_aggregates_publish_from_the_ingested_submissions_and_add_up_to_the_
     )
     assert lax[0][0] >= 20
     assert public_cell_counts(exchange.settings)[FORECASTS]["published"] > 0
+    # The mean dwell of a week is weighted by the loaded TEUs in.
+    weighted = restricted(
+        exchange,
+        "SELECT week, sum(dwell_days * loaded_teu_in) / sum(loaded_teu_in) AS dwell "
+        "FROM curated.flow_port_throughput GROUP BY week",
+    )
+    dwell = dict(rows(exchange, f"SELECT week, dwell_days FROM {PORTS} WHERE level = 'week'"))
+    for week, expected in zip(
+        weighted.column("week").to_pylist(), weighted.column("dwell").to_pylist(), strict=True
+    ):
+        assert dwell[week] == pytest.approx(expected, abs=0.0005), week
 
 
 def test_a_houston_port_week_with_two_partners_is_suppressed(exchange: Exchange) -> None:
@@ -350,3 +362,35 @@ def test_a_port_with_exactly_one_suppressed_terminal_gets_a_complementary_suppre
         port = con.execute(f"SELECT loaded_teu_in FROM {PORTS} WHERE level = 'port_week'").fetchone()
     assert terminals == {"T1": TOO_FEW_PARTNERS, "T2": COMPLEMENTARY, "T3": None, "T4": None}
     assert port == (46500.0,)
+
+
+def test_a_week_summed_from_ports_and_from_commodity_groups_hides_a_lone_suppressed_port_in_both() -> None:
+    # HOU has two shippers: suppressed; the week heads the port group and the commodity group, and
+    # the cover HOU needs comes from the port group whatever the commodity group publishes.
+    rows = [
+        ("USLAX", "HS2", "94", "a", 50.0),
+        ("USLAX", "HS2", "94", "b", 40.0),
+        ("USLAX", "HS2", "94", "c", 45.0),
+        ("USSAV", "HS2", "94", "a", 30.0),
+        ("USSAV", "HS2", "94", "b", 35.0),
+        ("USSAV", "HS2", "94", "c", 25.0),
+        ("USHOU", "HS2", "94", "d", 20.0),
+        ("USHOU", "HS2", "94", "e", 22.0),
+    ]
+    port, system, code, partner, value = (list(column) for column in zip(*rows, strict=True))
+    table = pa.table(
+        {
+            "horizon_weeks": pa.array([1] * len(rows), pa.int32()),
+            "port_code": port,
+            "commodity_system": system,
+            "commodity_code": code,
+            "week": ["2024-W10"] * len(rows),
+            "partner_id": partner,
+            "teu_expected": value,
+        }
+    )
+    public = forecast_weekly(table, DisclosureRule())
+    reasons = {(r["level"], r["port_code"]): r["suppression_reason"] for r in public.to_pylist()}
+    assert reasons[("port_week", "USHOU")] == TOO_FEW_PARTNERS
+    assert reasons[("port_week", "USSAV")] == COMPLEMENTARY and reasons[("port_week", "USLAX")] is None
+    assert reasons[("commodity_week", None)] is None and reasons[("week", None)] is None

@@ -38,9 +38,10 @@ values are what make a suppressed cell's interval an interval, so contributions 
 
 Published cells carry ``contributors`` as a band (3-4, 5-9, 10+), never the exact count; a
 suppressed cell carries its reason and nothing else. Levels must form a tree: a level summing
-into two parents is a two-dimensional table this rule does not protect, so it is refused; levels
-published from the same contributions by separate calls (port and commodity group, which both sum
-to the week) are a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
+into two parents is a two-dimensional table this rule does not protect, so it is refused. A parent
+may have several child levels (the week summed from its ports and from its commodity groups): each
+group is one equation, and a parent's slack is what its tightest group leaves; the table the two
+child levels are margins of (port x commodity) is not checked as a whole, a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
 """
 
 from pipelines.disclosure.cells import Cell, CellId, Group, build_cells, build_groups

@@ -163,6 +163,8 @@ def protect_measures(
         reasons.append(public.column("suppression_reason").to_pylist())
     if keys is None:
         raise DisclosureError("no measure to protect")
+    # A cell suppressed for several measures gets the first reason of REASONS: its own sensitivity
+    # before the cover it gives another cell.
     union = [
         min((r for r in row if r), key=REASONS.index, default=None) for row in zip(*reasons, strict=True)
     ]
