@@ -367,16 +367,12 @@ def test_a_port_with_exactly_one_suppressed_terminal_gets_a_complementary_suppre
 def test_a_week_summed_from_ports_and_from_commodity_groups_hides_a_lone_suppressed_port_in_both() -> None:
     # HOU has two shippers: suppressed; the week heads the port group and the commodity group, and
     # the cover HOU needs comes from the port group whatever the commodity group publishes.
-    rows = [
-        ("USLAX", "HS2", "94", "a", 50.0),
-        ("USLAX", "HS2", "94", "b", 40.0),
-        ("USLAX", "HS2", "94", "c", 45.0),
-        ("USSAV", "HS2", "94", "a", 30.0),
-        ("USSAV", "HS2", "94", "b", 35.0),
-        ("USSAV", "HS2", "94", "c", 25.0),
-        ("USHOU", "HS2", "94", "d", 20.0),
-        ("USHOU", "HS2", "94", "e", 22.0),
-    ]
+    shares = {
+        "USLAX": {"a": 50.0, "b": 40.0, "c": 45.0},
+        "USSAV": {"a": 30.0, "b": 35.0, "c": 25.0},
+        "USHOU": {"d": 20.0, "e": 22.0},
+    }
+    rows = [(port, "HS2", "94", partner, teu) for port, by in shares.items() for partner, teu in by.items()]
     port, system, code, partner, value = (list(column) for column in zip(*rows, strict=True))
     table = pa.table(
         {
