@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -28,13 +29,16 @@ from pipelines.disclosure import (
     COMPLEMENTARY,
     DOMINANT_PARTNER,
     TOO_FEW_PARTNERS,
+    DisclosureError,
     DisclosureRule,
     Hierarchy,
     Level,
+    protect,
 )
 from pipelines.orchestration.inbox import Outcome, inbox_dir, ingest_inbox, submit
 from pipelines.stages.flow_aggregates import (
     FORECAST_COMMODITY_WEEK,
+    FORECAST_LEVELS,
     FORECAST_PORT_WEEK,
     FORECAST_WEEK,
     THROUGHPUT_LEVELS,
@@ -45,7 +49,7 @@ from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current, open_public
 
 from .conftest import RECORDINGS, SCHEMAS
-from .test_disclosure import assert_no_attacker_pins_anything_down
+from .test_disclosure import assert_no_attacker_pins_anything_down, bounds
 
 PORTS, FORECASTS = "curated.flow_port_weekly", "curated.flow_forecast_weekly"
 MEASURES = (
@@ -307,25 +311,16 @@ def test_no_partner_can_pin_down_a_suppressed_port_cell_or_another_partners_valu
     assert any(bound.what.startswith("suppressed port_week") for bound in found)
 
 
-def test_no_shipper_can_pin_down_a_suppressed_forecast_cell_across_ports_and_commodities(
+def test_no_shipper_can_pin_down_a_suppressed_forecast_cell_or_another_shippers_value(
     exchange: Exchange,
 ) -> None:
-    # Ports and commodity groups are two margins of one hidden port x commodity table: the
-    # attacker solves over that table, so what the two margins say together is tried too.
-    hidden = Level(
-        "port_commodity_week", ("horizon_weeks", "port_code", "commodity_system", "commodity_code", "week")
-    )
-    hierarchies = (
-        Hierarchy(hidden, FORECAST_PORT_WEEK),
-        Hierarchy(hidden, FORECAST_COMMODITY_WEEK),
-        Hierarchy(FORECAST_PORT_WEEK, FORECAST_WEEK),
-    )
-    rule: DisclosureRule = disclosure_rule(exchange.registry.get("flow_shipper_forecasts"))
+    rule = disclosure_rule(exchange.registry.get("flow_shipper_forecasts"))
+    dimensions = FORECAST_COMMODITY_WEEK.dimensions
     forecasts = restricted(exchange, "SELECT * FROM curated.flow_shipper_forecasts WHERE horizon_weeks = 2")
-    public = public_cells(exchange, FORECASTS, "teu_expected", hidden.dimensions, "horizon_weeks = 2")
+    public = public_cells(exchange, FORECASTS, "teu_expected", dimensions, "horizon_weeks = 2")
     assert COMPLEMENTARY in public.column("suppression_reason").to_pylist()
     found = assert_no_attacker_pins_anything_down(
-        attacked(forecasts, "teu_expected", hidden.dimensions), public, hierarchies, rule
+        attacked(forecasts, "teu_expected", dimensions), public, FORECAST_LEVELS, rule
     )
     assert any(bound.what.startswith("suppressed commodity_week") for bound in found)
 
@@ -364,29 +359,55 @@ def test_a_port_with_exactly_one_suppressed_terminal_gets_a_complementary_suppre
     assert port == (46500.0,)
 
 
-def test_a_week_summed_from_ports_and_from_commodity_groups_hides_a_lone_suppressed_port_in_both() -> None:
-    # HOU has two shippers: suppressed; the week heads the port group and the commodity group, and
-    # the cover HOU needs comes from the port group whatever the commodity group publishes.
-    shares = {
-        "USLAX": {"a": 50.0, "b": 40.0, "c": 45.0},
-        "USSAV": {"a": 30.0, "b": 35.0, "c": 25.0},
-        "USHOU": {"d": 20.0, "e": 22.0},
-    }
-    rows = [(port, "HS2", "94", partner, teu) for port, by in shares.items() for partner, teu in by.items()]
-    port, system, code, partner, value = (list(column) for column in zip(*rows, strict=True))
-    table = pa.table(
+# One week of one horizon's forecasts (a seeded random scenario the attacker broke).
+TWO_MARGINS = [
+    ("USLAX", "87", "P3", 30.0),
+    ("USLAX", "94", "P5", 31.0),
+    ("USLAX", "94", "P2", 2.0),
+    ("USLAX", "85", "P5", 19.0),
+    ("USSAV", "87", "P0", 29.0),
+    ("USSAV", "94", "P0", 20.0),
+    ("USSAV", "40", "P3", 81.0),
+    ("USSAV", "40", "P4", 29.0),
+    ("USHOU", "87", "P3", 12.0),
+    ("USHOU", "94", "P4", 73.0),
+    ("USHOU", "94", "P1", 6.0),
+]
+
+
+def test_national_commodity_totals_beside_port_totals_would_leak_so_commodities_are_published_per_port() -> (
+    None
+):
+    port, code, partner, value = (list(column) for column in zip(*TWO_MARGINS, strict=True))
+    forecasts = pa.table(
         {
-            "horizon_weeks": pa.array([1] * len(rows), pa.int32()),
+            "horizon_weeks": pa.array([1] * len(port), pa.int32()),
             "port_code": port,
-            "commodity_system": system,
+            "commodity_system": ["HS2"] * len(port),
             "commodity_code": code,
-            "week": ["2024-W10"] * len(rows),
+            "week": ["2024-W10"] * len(port),
             "partner_id": partner,
             "teu_expected": value,
         }
     )
-    public = forecast_weekly(table, DisclosureRule())
-    reasons = {(r["level"], r["port_code"]): r["suppression_reason"] for r in public.to_pylist()}
-    assert reasons[("port_week", "USHOU")] == TOO_FEW_PARTNERS
-    assert reasons[("port_week", "USSAV")] == COMPLEMENTARY and reasons[("port_week", "USLAX")] is None
-    assert reasons[("commodity_week", None)] is None and reasons[("week", None)] is None
+    contributions = forecasts.rename_columns({"teu_expected": "value"})
+    national = Level("commodity_week", ("horizon_weeks", "commodity_system", "commodity_code", "week"))
+    margins = (Hierarchy(FORECAST_PORT_WEEK, FORECAST_WEEK), Hierarchy(national, FORECAST_WEEK))
+    with pytest.raises(DisclosureError, match="sum of two child levels"):
+        protect(contributions, margins)
+    # Published by separate calls, P0 (who ships 87 and 94 through Savannah) reads off the
+    # suppressed national total of chapter 40.
+    ports = protect(contributions, margins[:1])
+    commodities = protect(contributions, margins[1:])
+    both = pa.concat_tables(
+        [ports, commodities.filter(pc.field("level") == "commodity_week")], promote_options="default"
+    )
+    interior = Level("interior", FORECAST_COMMODITY_WEEK.dimensions)
+    hidden = (Hierarchy(interior, FORECAST_PORT_WEEK), Hierarchy(interior, national), margins[0])
+    pinned = [b for b in bounds(contributions, both, hidden, "P0") if b.high - b.low <= 1e-6]
+    assert [(b.what, b.true) for b in pinned] == [
+        ("suppressed commodity_week (1, 'HS2', '40', '2024-W10')", 110.0)
+    ]
+    # The chain the forecasts are published as (commodity group within port -> port -> week) holds.
+    public = forecast_weekly(forecasts, DisclosureRule()).rename_columns({"teu_expected": "value"})
+    assert_no_attacker_pins_anything_down(contributions, public, FORECAST_LEVELS, DisclosureRule())

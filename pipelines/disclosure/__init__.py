@@ -37,11 +37,11 @@ that attacker, so a partner cannot undo a suppression by subtracting its own cel
 values are what make a suppressed cell's interval an interval, so contributions must be >= 0.
 
 Published cells carry ``contributors`` as a band (3-4, 5-9, 10+), never the exact count; a
-suppressed cell carries its reason and nothing else. Levels must form a tree: a level summing
-into two parents is a two-dimensional table this rule does not protect, so it is refused. A parent
-may have several child levels (the week summed from its ports and from its commodity groups): each
-group is one equation, and a parent's slack is what its tightest group leaves; the table the two
-child levels are margins of (port x commodity) is not checked as a whole, a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
+suppressed cell carries its reason and nothing else. Levels must form a chain, finest to coarsest: a
+level summing into two parents, or a parent summed from two child levels (the week from its ports and
+from its commodity groups), makes the margins of a two-dimensional table this rule does not protect
+(the attacker pins values in such tables), so both are refused; levels published from the same
+contributions by separate calls are a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
 """
 
 from pipelines.disclosure.cells import Cell, CellId, Group, build_cells, build_groups

@@ -61,25 +61,18 @@ class _Protection:
         self.sensitive = set(suppressed)
         self.rule = rule
         self.margin = rule.min_protection_pct / 100
-        # A parent may head several groups (a week summed from its ports and, separately, from its
-        # commodity groups): each is one equation, so every one of them is kept.
-        self.groups_of: dict[CellId, list[Group]] = {}
-        for group in groups:
-            self.groups_of.setdefault(group.parent, []).append(group)
+        self.children_of = {group.parent: group.children for group in groups}
+        self.group_of = {group.parent: group for group in groups}
 
     def slack(self, cell_id: CellId, attacker: str | None) -> float:
         """How far below its true value the attacker must allow a suppressed cell to be: all it
         does not know of a leaf, but for a cell with children only what its suppressed children
         can give (its published children bound it from below)."""
         unknown = self.cells[cell_id].others(attacker)
-        below = self.groups_of.get(cell_id)
-        if not below:
+        children = self.children_of.get(cell_id)
+        if not children:
             return unknown
-        # Each group of children bounds the cell from below on its own: the tightest one counts.
-        hidden = min(
-            sum(self.slack(child, attacker) for child in group.children if child in self.suppressed)
-            for group in below
-        )
+        hidden = sum(self.slack(child, attacker) for child in children if child in self.suppressed)
         return min(unknown, hidden)
 
     def cover(self, group: Group, target: CellId, attacker: str | None) -> float:
@@ -179,9 +172,9 @@ class _Protection:
             changed = True
             # A cell with children has no slack until one of them is hidden too: settle its own
             # group first, so this one sees the cover it gives rather than suppressing more here.
-            for below in self.groups_of.get(chosen, ()):
-                if below != group:
-                    self.protect_group(below)
+            below = self.group_of.get(chosen)
+            if below is not None and below != group:
+                self.protect_group(below)
         return changed
 
 

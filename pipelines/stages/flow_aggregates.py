@@ -27,16 +27,17 @@ THROUGHPUT_LEVELS = (
     Hierarchy(PORT_WEEK, REGION_WEEK),
     Hierarchy(REGION_WEEK, WEEK),
 )
-# Forecasts: every level per horizon. The week heads two groups (its ports and its commodity
-# groups), one protect call, so the week cell is suppressed or published once for both.
-FORECAST_PORT_WEEK = Level("port_week", ("horizon_weeks", "port_code", "week"))
+# Forecasts: every level per horizon, one chain: commodity group within port -> port -> week.
+# National commodity totals beside the port totals would be two margins of one port x commodity
+# table, which the rule cannot protect (the library refuses them).
 FORECAST_COMMODITY_WEEK = Level(
-    "commodity_week", ("horizon_weeks", "commodity_system", "commodity_code", "week")
+    "commodity_week", ("horizon_weeks", "port_code", "commodity_system", "commodity_code", "week")
 )
+FORECAST_PORT_WEEK = Level("port_week", ("horizon_weeks", "port_code", "week"))
 FORECAST_WEEK = Level("week", ("horizon_weeks", "week"))
 FORECAST_LEVELS = (
+    Hierarchy(FORECAST_COMMODITY_WEEK, FORECAST_PORT_WEEK),
     Hierarchy(FORECAST_PORT_WEEK, FORECAST_WEEK),
-    Hierarchy(FORECAST_COMMODITY_WEEK, FORECAST_WEEK),
 )
 
 TEU_MEASURES = ("loaded_teu_in", "loaded_teu_out", "empty_teu_in", "empty_teu_out", "vessel_arrivals")
@@ -95,12 +96,12 @@ PORT_COLUMNS = {
 FORECAST_COLUMNS = {
     "level": (
         "VARCHAR",
-        "Aggregation level of the cell: port_week, commodity_week or week, each per horizon.",
+        "Aggregation level of the cell: commodity_week (a commodity group at a port), port_week or week, each per horizon.",
     ),
-    "port_code": ("VARCHAR", "UN/LOCODE of the port of discharge; null unless level port_week."),
+    "port_code": ("VARCHAR", "UN/LOCODE of the port of discharge; null at level week."),
     "commodity_system": (
         "VARCHAR",
-        "HS2 or SCTG2, the system of commodity_code; null unless level commodity_week.",
+        "HS2 or SCTG2, the system of commodity_code; null unless level commodity_week (a commodity group at a port).",
     ),
     "commodity_code": ("VARCHAR", "HS chapter or SCTG group; null unless level commodity_week."),
     "week": ("VARCHAR", "Target ISO week (when the TEUs are expected), YYYY-Www."),
