@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import random
 import sqlite3
 import struct
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ from pipelines.disclosure import (
     DisclosureRule,
     Hierarchy,
     Level,
+    build_cells,
+    primary_suppression,
     protect,
 )
 from pipelines.orchestration.inbox import Outcome, inbox_dir, ingest_inbox, submit
@@ -44,14 +47,18 @@ from pipelines.stages.flow_aggregates import (
     THROUGHPUT_LEVELS,
     disclosure_rule,
     forecast_weekly,
+    protect_measures,
 )
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current, open_public
 
 from .conftest import RECORDINGS, SCHEMAS
-from .test_disclosure import assert_no_attacker_pins_anything_down, bounds
+from .test_disclosure import PORTS as PORTS_CHAIN
+from .test_disclosure import assert_no_attacker_pins_anything_down, bounds, contributions, scenario
 
 PORTS, FORECASTS = "curated.flow_port_weekly", "curated.flow_forecast_weekly"
+# The levels of tests/test_disclosure.py's port chain, by name.
+LEVEL_DIMENSIONS = {level.name: level.dimensions for h in PORTS_CHAIN for level in (h.child, h.parent)}
 MEASURES = (
     "loaded_teu_in",
     "loaded_teu_out",
@@ -419,3 +426,33 @@ def test_national_commodity_totals_beside_port_totals_would_leak_so_commodities_
     # The chain the forecasts are published as (commodity group within port -> port -> week) holds.
     public = forecast_weekly(forecasts, DisclosureRule()).rename_columns({"teu_expected": "value"})
     assert_no_attacker_pins_anything_down(contributions, public, FORECAST_LEVELS, DisclosureRule())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_suppressing_a_cell_when_any_measure_is_keeps_every_measures_sensitive_cells_covered(
+    seed: int,
+) -> None:
+    # Two measures whose partners' values (and so dominant partners) differ cell by cell; each
+    # measure is attacked on the union pattern, a cell counting as sensitive when it is for that
+    # measure (a cell hidden for the other measure's sake passed this one's rule).
+    rng = random.Random(seed)
+    rows = scenario(rng, crowded=seed % 2 == 0)
+    second = [float(rng.randint(1, 100) * (15 if rng.random() < 0.15 else 1)) for _ in rows]
+    table = contributions(rows).rename_columns({"value": "first"}).append_column("second", pa.array(second))
+    dimensions = ("port_code", "terminal", "week")
+    public = protect_measures(table, PORTS_CHAIN, dimensions, ("first", "second"), DisclosureRule())
+    assert len(set(public.column("suppression_reason").to_pylist())) >= 3
+    for measure in ("first", "second"):
+        one = table.select([*dimensions, "partner_id"]).append_column("value", table.column(measure))
+        sensitive = primary_suppression(build_cells(one, PORTS_CHAIN), DisclosureRule())
+        reasons = [
+            sensitive.get(
+                (row["level"], tuple(row[d] for d in LEVEL_DIMENSIONS[row["level"]])), COMPLEMENTARY
+            )
+            if row["suppressed"]
+            else None
+            for row in public.to_pylist()
+        ]
+        attacked = public.select(["level", *dimensions]).append_column("value", public.column(measure))
+        attacked = attacked.append_column("suppression_reason", pa.array(reasons, pa.string()))
+        assert_no_attacker_pins_anything_down(one, attacked, PORTS_CHAIN, DisclosureRule())
