@@ -47,6 +47,7 @@ from pipelines.stages.flow_aggregates import (
     THROUGHPUT_LEVELS,
     disclosure_rule,
     forecast_weekly,
+    port_weekly,
     protect_measures,
 )
 from pipelines.store.layout import Layout
@@ -456,3 +457,38 @@ def test_suppressing_a_cell_when_any_measure_is_keeps_every_measures_sensitive_c
         attacked = public.select(["level", *dimensions]).append_column("value", public.column(measure))
         attacked = attacked.append_column("suppression_reason", pa.array(reasons, pa.string()))
         assert_no_attacker_pins_anything_down(one, attacked, PORTS_CHAIN, DisclosureRule())
+
+
+def test_a_partner_without_dwell_hides_the_mean_dwell_of_its_cells_but_none_of_their_teus(
+    registry: Registry,
+) -> None:
+    # Three terminals of three partners each at Los Angeles; partner c measured no dwell at T3.
+    shares = {
+        "T1": {"a": 300, "b": 250, "c": 200},
+        "T2": {"a": 280, "b": 260, "c": 240},
+        "T3": {"a": 320, "b": 300, "c": 270},
+    }
+    rows = [(t, p, teu) for t, by in shares.items() for p, teu in by.items()]
+    terminal, partner, teu = (list(column) for column in zip(*rows, strict=True))
+    throughput = pa.table(
+        {
+            "partner_id": partner,
+            "port_code": ["USLAX"] * len(rows),
+            "terminal_code": terminal,
+            "week": ["2024-W10"] * len(rows),
+            **{m: pa.array(teu, pa.float64()) for m in MEASURES[:4]},
+            "vessel_arrivals": [3] * len(rows),
+            "dwell_days": [None if (t, p) == ("T3", "c") else 4.0 for t, p, _ in rows],
+        }
+    )
+    public = port_weekly(throughput, registry, DisclosureRule())
+    cells = {(r["level"], r["terminal_code"]): r for r in public.to_pylist()}
+    # The numerator's own pattern still hides a sibling (T1) for T3's sake: safe, if more than needed.
+    assert [k for k, r in cells.items() if r["suppressed"]] == [("terminal_week", "T1")]
+    assert cells[("terminal_week", "T2")]["dwell_days"] == 4.0
+    assert cells[("terminal_week", "T3")]["dwell_days"] is None
+    assert cells[("terminal_week", "T3")]["loaded_teu_in"] == 890.0
+    assert (
+        cells[("port_week", None)]["dwell_days"] is None
+        and cells[("port_week", None)]["loaded_teu_in"] == 2420.0
+    )

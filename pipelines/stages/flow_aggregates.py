@@ -8,6 +8,8 @@ is suppressed when any of its measures is (:func:`protect_measures`).
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -16,6 +18,8 @@ from pipelines.disclosure import REASONS, DisclosureError, DisclosureRule, Hiera
 from pipelines.store import Column, TableSchema
 
 PORTS_CODELIST = "us_container_ports"
+CellKey = tuple[str, tuple[object, ...]]
+"""A cell by its level's name and its values of that level's dimensions (as pipelines.disclosure)."""
 PARTNER = "partner_id"
 
 TERMINAL_WEEK = Level("terminal_week", ("region", "port_code", "terminal_code", "week"))
@@ -137,14 +141,17 @@ def protect_measures(
     dimensions: tuple[str, ...],
     measures: tuple[str, ...],
     rule: DisclosureRule,
+    withheld: Mapping[str, Collection[CellKey]] | None = None,
 ) -> pa.Table:
     """One row per cell: level, ``dimensions``, each measure (null where the cell is suppressed),
-    suppressed, suppression_reason, contributors.
+    suppressed, suppression_reason, contributors. ``withheld``: cells where a measure is not
+    published in any case (null): its suppression there suppresses nothing else.
 
     Each measure is protected on its own, and a cell is suppressed when any of its measures is.
     That union is safe: for every measure it publishes a subset of that measure's safe pattern, and
     publishing fewer cells only widens what an attacker can infer an interval to be, never narrows
-    it. A cell hidden only for another measure's sake passed the rule for this one.
+    it. A cell hidden only for another measure's sake passed the rule for this one; a measure
+    withheld from more cells than its pattern asks publishes a subset of it too.
     """
     keys: pa.Table | None = None
     values: dict[str, list[float | None]] = {}
@@ -160,10 +167,28 @@ def protect_measures(
             keys, bands = cells, public.column("contributors").to_pylist()
         elif not cells.equals(keys):
             raise DisclosureError(f"measure {measure} gave other cells than {measures[0]}")
-        values[measure] = public.column("value").to_pylist()
-        reasons.append(public.column("suppression_reason").to_pylist())
+        hidden = _withheld(cells, hierarchies, (withheld or {}).get(measure, ()))
+        values[measure] = [
+            None if h else v for v, h in zip(public.column("value").to_pylist(), hidden, strict=True)
+        ]
+        reasons.append(
+            [
+                None if h else r
+                for r, h in zip(public.column("suppression_reason").to_pylist(), hidden, strict=True)
+            ]
+        )
     if keys is None:
         raise DisclosureError("no measure to protect")
+    return _union(keys, values, reasons, bands)
+
+
+def _union(
+    keys: pa.Table,
+    values: dict[str, list[float | None]],
+    reasons: list[list[str | None]],
+    bands: list[str | None],
+) -> pa.Table:
+    """The cells with every measure, null where any measure's pattern suppresses the cell."""
     # A cell suppressed for several measures gets the first reason of REASONS: its own sensitivity
     # before the cover it gives another cell.
     union = [
@@ -188,6 +213,16 @@ def protect_measures(
     )
 
 
+def _withheld(cells: pa.Table, hierarchies: tuple[Hierarchy, ...], hidden: Collection[CellKey]) -> list[bool]:
+    """For each cell (level and dimensions), whether it is one of ``hidden``."""
+    if not hidden:
+        return [False] * cells.num_rows
+    dimensions = {level.name: level.dimensions for h in hierarchies for level in (h.child, h.parent)}
+    return [
+        (row["level"], tuple(row[d] for d in dimensions[row["level"]])) in hidden for row in cells.to_pylist()
+    ]
+
+
 def _regions(registry: Registry, ports: pa.ChunkedArray) -> pa.Array:
     coasts = {row["unlocode"]: row["coast"] for row in registry.codelists.rows(PORTS_CODELIST)}
     unknown = sorted(set(ports.to_pylist()) - set(coasts))
@@ -196,7 +231,7 @@ def _regions(registry: Registry, ports: pa.ChunkedArray) -> pa.Array:
     return pa.array([coasts[port] for port in ports.to_pylist()], pa.string())
 
 
-def _unmeasured(rows: pa.Table) -> set[tuple[str, tuple[object, ...]]]:
+def _unmeasured(rows: pa.Table) -> set[CellKey]:
     """Cells (level, key) where some partner's row has no dwell: their mean dwell would be biased."""
     missing = rows.filter(pc.is_null(rows.column("dwell_days")))
     found = set()
@@ -211,17 +246,21 @@ def port_weekly(throughput: pa.Table, registry: Registry, rule: DisclosureRule) 
     """``curated.flow_port_weekly`` from the restricted ``flow_port_throughput`` rows."""
     rows = throughput.append_column("region", _regions(registry, throughput.column("port_code")))
     teu_days = pc.multiply(rows.column("dwell_days"), rows.column("loaded_teu_in"))
-    # An unmeasured dwell adds nothing to the numerator; its cells publish no dwell (below).
+    # An unmeasured dwell adds nothing to the numerator, and the cells holding it publish no dwell:
+    # a mean over some partners only would be biased. Their numerator is withheld, so its zero
+    # (one contributor fewer) suppresses none of their own TEUs; the cover the numerator's pattern
+    # picks for them may still hide a sibling (safe, more than needed).
     rows = rows.append_column(DWELL_TEU_DAYS, pc.fill_null(teu_days, 0.0))
     dimensions = ("region", "port_code", "terminal_code", "week")
-    cells = protect_measures(rows, THROUGHPUT_LEVELS, dimensions, (*TEU_MEASURES, DWELL_TEU_DAYS), rule)
-    unmeasured = _unmeasured(rows)
-    levels = {level.name: level.dimensions for h in THROUGHPUT_LEVELS for level in (h.child, h.parent)}
-    dwell = []
-    for cell in cells.select(["level", *dimensions, "loaded_teu_in", DWELL_TEU_DAYS]).to_pylist():
-        key = (cell["level"], tuple(cell[d] for d in levels[cell["level"]]))
-        teu, days = cell["loaded_teu_in"], cell[DWELL_TEU_DAYS]
-        dwell.append(round(days / teu, 3) if teu and days is not None and key not in unmeasured else None)
+    measures = (*TEU_MEASURES, DWELL_TEU_DAYS)
+    withheld = {DWELL_TEU_DAYS: _unmeasured(rows)}
+    cells = protect_measures(rows, THROUGHPUT_LEVELS, dimensions, measures, rule, withheld)
+    dwell = [
+        round(days / teu, 3) if teu and days is not None else None
+        for teu, days in zip(
+            cells.column("loaded_teu_in").to_pylist(), cells.column(DWELL_TEU_DAYS).to_pylist(), strict=True
+        )
+    ]
     cells = cells.drop_columns([DWELL_TEU_DAYS]).append_column("dwell_days", pa.array(dwell, pa.float64()))
     return _shaped(cells, PORT_COLUMNS)
 
