@@ -81,7 +81,11 @@ def test_a_valid_submission_is_published_to_the_restricted_tier_with_the_partner
     outcome = _only(ingest_inbox(settings, registry, partners))
     assert outcome.status == "published"
     assert _rows(settings) == [(GARDEN, "GCT", "2024-W07", 900.0)]
-    assert not Layout(settings.data_dir).store("public").link.exists()
+    with open_current(Layout(settings.data_dir), "public") as con:
+        # The public tier gets only the aggregates, and a one-partner cell suppressed in them.
+        curated = con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'curated'").fetchall()
+        assert curated == [("flow_port_weekly",)]
+        assert con.execute("SELECT DISTINCT suppressed FROM curated.flow_port_weekly").fetchall() == [(True,)]
     with open_current(Layout(settings.data_dir), "restricted") as con:
         (drift,) = con.execute("SELECT field, action FROM meta.schema_drift").fetchall()
     assert drift == ("partner_id", "ignored")

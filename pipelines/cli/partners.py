@@ -149,3 +149,22 @@ def partner_extract(
         paths = [write_partner_extract(settings, str(partner_id), partners)]
     for path in paths:
         say(f"wrote {path}")
+
+
+@partner_app.command("publish-aggregates")
+def partner_publish_aggregates(data_dir: DataDirOption = None) -> None:
+    """Publish the disclosure-controlled public aggregates of the restricted partner tables (a new
+    public release only when they changed); print the cells published and suppressed by reason."""
+    from pipelines.stages.publish_aggregates import publish_flow_aggregates
+    from pipelines.store.layout import Layout
+
+    settings = cli_settings(data_dir, writes=True)
+    published = publish_flow_aggregates(
+        Layout(settings.data_dir), cli_registry(settings), settings.keep_versions
+    )
+    if not published.cells:
+        say("no partner data in the restricted tier: nothing to aggregate")
+        return
+    say(f"public release {published.release}" if published.release else "aggregates unchanged: no release")
+    for table, counts in published.cells.items():
+        say(f"{table}: " + ", ".join(f"{reason} {count:,}" for reason, count in counts.items()))

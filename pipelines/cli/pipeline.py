@@ -334,7 +334,8 @@ def demo(
     data_dir: DataDirOption = None,
     verbose: VerboseOption = False,
 ) -> None:
-    """The nightly refresh of every dataset against the bundled replay server, then a query."""
+    """The nightly refresh of every dataset against the bundled replay server, the partners' signed
+    submissions and their public aggregates, then a query."""
     setup_logging(verbose)
     settings = cli_settings(data_dir, writes=True)
     started = time.monotonic()
@@ -349,6 +350,10 @@ def demo(
     for run in failed:
         err_console.print(f"[red]{run.dataset}:[/red] {run.error}")
     if failed:
+        raise typer.Exit(1)
+    from pipelines.cli.flow_demo import run_flow_demo
+
+    if not run_flow_demo(settings):
         raise typer.Exit(1)
     _print_marts(settings, runs)
     from pipelines.cli.query import run_query

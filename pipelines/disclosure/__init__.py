@@ -37,10 +37,11 @@ that attacker, so a partner cannot undo a suppression by subtracting its own cel
 values are what make a suppressed cell's interval an interval, so contributions must be >= 0.
 
 Published cells carry ``contributors`` as a band (3-4, 5-9, 10+), never the exact count; a
-suppressed cell carries its reason and nothing else. Levels must form a tree: a level summing
-into two parents is a two-dimensional table this rule does not protect, so it is refused; levels
-published from the same contributions by separate calls (port and commodity group, which both sum
-to the week) are a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
+suppressed cell carries its reason and nothing else. Levels must form a chain, finest to coarsest: a
+level summing into two parents, or a parent summed from two child levels (the week from its ports and
+from its commodity groups), makes the margins of a two-dimensional table this rule does not protect
+(the attacker pins values in such tables), so both are refused; levels published from the same
+contributions by separate calls are a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
 """
 
 from pipelines.disclosure.cells import Cell, CellId, Group, build_cells, build_groups
@@ -49,6 +50,7 @@ from pipelines.disclosure.rules import (
     COMPLEMENTARY,
     DOMINANT_PARTNER,
     ESTIMABLE_BY_PARTNER,
+    REASONS,
     TOO_FEW_PARTNERS,
     DisclosureError,
     DisclosureRule,
@@ -66,6 +68,7 @@ __all__ = [
     "COMPLEMENTARY",
     "DOMINANT_PARTNER",
     "ESTIMABLE_BY_PARTNER",
+    "REASONS",
     "TOO_FEW_PARTNERS",
     "Cell",
     "CellId",

@@ -11,6 +11,8 @@ TOO_FEW_PARTNERS = "too_few_partners"
 DOMINANT_PARTNER = "dominant_partner"
 ESTIMABLE_BY_PARTNER = "estimable_by_partner"
 COMPLEMENTARY = "complementary"
+# Every suppression reason, the primary ones first in the order they are tested.
+REASONS = (TOO_FEW_PARTNERS, DOMINANT_PARTNER, ESTIMABLE_BY_PARTNER, COMPLEMENTARY)
 
 
 class DisclosureError(UsageError):
@@ -70,11 +72,13 @@ class Hierarchy:
 
 def levels_of(hierarchies: tuple[Hierarchy, ...]) -> tuple[Level, ...]:
     """The levels the hierarchies publish, each once, finest first as declared; checks that they
-    form a tree (a level sums into at most one parent), the case the suppression is proved for."""
+    form a chain (a level sums into at most one parent and from at most one child level), the case
+    the suppression is argued for."""
     if not hierarchies:
         raise DisclosureError("disclosure control needs at least one hierarchy (child -> parent)")
     levels: dict[str, Level] = {}
     parents: dict[str, str] = {}
+    children: dict[str, str] = {}
     for hierarchy in hierarchies:
         for level in (hierarchy.child, hierarchy.parent):
             if levels.setdefault(level.name, level) != level:
@@ -83,4 +87,8 @@ def levels_of(hierarchies: tuple[Hierarchy, ...]) -> tuple[Level, ...]:
             # Two parents make a two-dimensional table whose margins the per-group rule does not
             # cover: publish such aggregates from separate calls, or extend the rule first.
             raise DisclosureError(f"level {hierarchy.child.name} sums into two parent levels")
+        if children.setdefault(hierarchy.parent.name, hierarchy.child.name) != hierarchy.child.name:
+            # Two child levels are two margins of one table (ports x commodity groups): an attacker
+            # combines them, which the per-group rule does not see.
+            raise DisclosureError(f"level {hierarchy.parent.name} is the sum of two child levels")
     return tuple(levels.values())

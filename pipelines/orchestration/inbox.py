@@ -11,8 +11,11 @@ format the dataset reads (CSV or Parquet, told from the bytes; a damaged Parquet
 ``inbox/refused/<submission_id>/`` with ``reason.txt`` and never ingested. A valid one moves to
 ``inbox/accepted/<submission_id>/`` (which remembers its id) and goes the land -> validate ->
 publish path of any file (:func:`ingest_file`) into the dataset's tier, every row's partner_id
-taken from the envelope. Keys are handed in by the caller (the Airflow task resolves them from
-connections) or read from the partners' environment variables, and never written.
+taken from the envelope. After a pass that published partner data, the disclosure-controlled public
+aggregates are published again from the restricted tier (pipelines.stages.publish_aggregates),
+then every partner's extract (pipelines.orchestration.extracts). Keys are handed in by the
+caller (the Airflow task resolves them from connections) or read from the partners'
+environment variables, and never written.
 
 Each submission also leaves a flag file (:data:`NEW_SUBMISSION_FLAG`) that the ``partner_inbox``
 DAG's asset watcher consumes to schedule an ingest.
@@ -36,10 +39,13 @@ from pipelines.common.errors import ScdxError
 from pipelines.common.settings import Settings
 from pipelines.contracts import Contract, ContractError, Partner, PartnerRegistry, Registry
 from pipelines.orchestration.dag_support import NEW_SUBMISSION_FLAG, partner_inbox_dir
+from pipelines.orchestration.extracts import write_partner_extracts
 from pipelines.orchestration.refresh import ingest_file
 from pipelines.sources import source_module
 from pipelines.sources.formats import parquet_damage, sniff
 from pipelines.sources.formats import refusal as format_refusal
+from pipelines.stages.publish_aggregates import PARTNER_DATASETS, publish_flow_aggregates
+from pipelines.store.layout import Layout
 
 log = logging.getLogger("scdx.inbox")
 
@@ -209,12 +215,20 @@ def ingest_inbox(
         reason = refusal(envelope, inbox, partners, registry, keys)
         if reason is not None:
             _set_aside(inbox, envelope_path, envelope.submission_id, inbox / envelope.file_name, reason)
-            log.warning("submission %s refused: %s", envelope.submission_id, reason)
+            # The reason names partners: it stays in the inbox (owner-only), not in the logs.
+            log.warning(
+                "submission %s refused; why: inbox/refused/%s/reason.txt", *[envelope.submission_id] * 2
+            )
             outcomes.append(
                 Outcome(envelope.submission_id, envelope.partner_id, envelope.dataset, "refused", reason)
             )
             continue
         outcomes.append(_accept(settings, registry, inbox, envelope_path, envelope))
+    if any(o.status == "published" and o.dataset in PARTNER_DATASETS for o in outcomes):
+        # The public aggregates follow every restricted publish of partner data, once per pass, and
+        # every partner's extract follows them (its own rows, and the aggregates all partners see).
+        publish_flow_aggregates(Layout(settings.data_dir), registry, settings.keep_versions)
+        write_partner_extracts(settings, partners)
     return outcomes
 
 
@@ -232,9 +246,10 @@ def _accept(
     try:
         run = ingest_file(contract, registry, settings, body, submission=submission)
     except ScdxError as exc:
-        log.warning("submission %s failed: %s", envelope.submission_id, exc)
+        # The error may quote the partner's rows: the outcome carries it to the owner, not the logs.
+        log.warning("submission %s failed (%s)", envelope.submission_id, type(exc).__name__)
         return Outcome(envelope.submission_id, envelope.partner_id, envelope.dataset, "failed", str(exc))
-    log.info("submission %s of %s: %s", envelope.submission_id, envelope.partner_id, run.status)
+    log.info("submission %s: %s", envelope.submission_id, run.status)
     return Outcome(
         envelope.submission_id, envelope.partner_id, envelope.dataset, run.status, run_id=run.run_id
     )
