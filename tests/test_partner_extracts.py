@@ -76,26 +76,12 @@ def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
 
 
 def _publish_public_aggregate(settings: Settings) -> None:
-    """A public curated.flow_port_weekly in the pinned layout: Los Angeles's port weeks summed
-    over its three terminals (the aggregates' own stage is not this test's subject)."""
-    with open_current(Layout(settings.data_dir), "restricted") as restricted:
-        weeks = restricted.execute(
-            "SELECT port_code, week, sum(loaded_teu_in), count(DISTINCT partner_id) FROM curated.flow_port_throughput "
-            "WHERE port_code = 'USLAX' GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
+    """Beside the FLOW aggregates the inbox pass published, a public table that is not FLOW's (an
+    extract must leave it out)."""
 
     def change(draft: Draft) -> None:
-        con = draft.connection()
-        weekly, other = draft.scratch() / "weekly.parquet", draft.scratch() / "other.parquet"
-        values = ", ".join(
-            f"('port_week', '{p}', '{w}', {teu}, false, '3-4')" for p, w, teu, n in weeks if n == 3
-        )
-        con.execute(
-            f"COPY (SELECT * FROM (VALUES {values}) v(level, port_code, week, loaded_teu_in, suppressed, contributors)) "
-            f"TO '{weekly}' (FORMAT parquet)"
-        )
-        con.execute(f"COPY (SELECT 'USLAX' AS port_code) TO '{other}' (FORMAT parquet)")
-        draft.replace_table("curated.flow_port_weekly", [weekly], WEEKLY, None)
+        other = draft.scratch() / "other.parquet"
+        draft.connection().execute(f"COPY (SELECT 'USLAX' AS port_code) TO '{other}' (FORMAT parquet)")
         draft.replace_table(
             "curated.port_list",
             [other],
@@ -104,6 +90,11 @@ def _publish_public_aggregate(settings: Settings) -> None:
         )
 
     assert open_store(Layout(settings.data_dir), "public").publish(change, "data") is not None
+
+
+def _public(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+    with open_current(Layout(settings.data_dir), "public") as public:
+        return _rows(public, sql)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, *params: object) -> list[tuple[object, ...]]:
@@ -126,13 +117,21 @@ def test_a_partners_extract_holds_exactly_its_own_rows_and_the_public_flow_aggre
         weekly = _rows(public, "SELECT * FROM curated.flow_port_weekly ORDER BY ALL")
     with _extract(settings, partners, PIER_A) as con:
         tables = _rows(con, "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL")
-        assert tables == [("curated", THROUGHPUT), ("curated", "flow_port_weekly"), ("meta", "extract")]
+        assert tables == [
+            ("curated", "flow_forecast_weekly"),
+            ("curated", THROUGHPUT),
+            ("curated", "flow_port_weekly"),
+            ("meta", "extract"),
+        ]
         assert len(own) == 26
         assert _rows(con, f"SELECT * FROM curated.{THROUGHPUT} ORDER BY ALL") == own
         assert _rows(con, "SELECT * FROM curated.flow_port_weekly ORDER BY ALL") == weekly
         assert _rows(con, "SELECT partner_id FROM meta.extract") == [(PIER_A,)]
         comments = dict(_rows(con, "SELECT table_name, comment FROM duckdb_tables()"))
-        assert comments["flow_port_weekly"] == WEEKLY.comment
+        public_comment = _public(
+            settings, "SELECT comment FROM duckdb_views() WHERE view_name = 'flow_port_weekly'"
+        )
+        assert [(comments["flow_port_weekly"],)] == public_comment
         assert f"Only the rows of partner {PIER_A}" in str(comments[THROUGHPUT])
         uncommented = _rows(
             con,
@@ -280,7 +279,8 @@ def test_the_cli_writes_one_partners_extract_or_every_partners(
     with duckdb.connect(str(extract_path(settings, "sav_river_terminal")), read_only=True) as con:
         # A partner that submitted nothing has its table, empty, and the public aggregates.
         assert con.execute(f"SELECT count(*) FROM curated.{THROUGHPUT}").fetchone() == (0,)
-        assert con.execute("SELECT count(*) FROM curated.flow_port_weekly").fetchone() == (26,)
+        published = _public(settings, "SELECT count(*) FROM curated.flow_port_weekly")
+        assert con.execute("SELECT count(*) FROM curated.flow_port_weekly").fetchall() == published
     neither = runner.invoke(app, ["partner", "extract", "--data-dir", str(settings.data_dir)])
     assert isinstance(neither.exception, UsageError) and "name one partner, or --all" in str(
         neither.exception
