@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -26,6 +28,8 @@ TEST_API_KEY = "scdxTESTkey-7f3a9c1d2e4b5a6f"
 # The day the tests pretend to run on, so windows are the same on every machine and every date.
 AS_OF = date(2026, 11, 23)
 
+SCDX = str(Path(sys.executable).parent / "scdx")
+
 # Keep test subprocesses (Airflow, CLI) off any real scheduler or agency.
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 
@@ -45,6 +49,27 @@ def registry() -> Registry:
 @pytest.fixture(scope="session")
 def census(registry: Registry) -> Contract:
     return registry.get("census_trade_imports")
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`scdx demo` run once per session into a data dir of its own: every dataset replayed offline
+    from the bundled recordings, the hand downloads ingested, the marts built; with what it printed
+    (at a fixed width, so table rows stay on one line). Not asserted here: each user says what a
+    failed demo means to it.
+
+    Shared, so a user must not change what is published: reading it, or writing a directory of
+    its own beside it (``scdx docs``: catalog/, ``scdx report``: report/), is all. A copy would not
+    do for a test that changes it: a release's views name their Parquet files by absolute path."""
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    result = subprocess.run(
+        [SCDX, "demo"],
+        env={**os.environ, "SCDX_DATA_DIR": str(data_dir), "COLUMNS": "220"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return data_dir, result
 
 
 @pytest.fixture

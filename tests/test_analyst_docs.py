@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -14,23 +13,17 @@ import pytest
 from devtools import PROJECT_ROOT
 from pipelines.contracts import load_registry
 
-SCDX = str(Path(sys.executable).parent / "scdx")
 GUIDE = PROJECT_ROOT / "docs" / "analysts.md"
 BLOCK = re.compile(r"```(sql|python)\n(.*?)```", re.DOTALL)
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """The demo's data dir and output: every dataset refreshed offline, the marts built."""
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
-    result = subprocess.run(
-        [SCDX, "demo"],
-        env={**os.environ, "SCDX_DATA_DIR": str(data_dir), "COLUMNS": "220"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return data_dir, result
+def demo(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The demo's data dir and output: every dataset refreshed offline, the marts built (the
+    session's one `scdx demo`, tests/conftest.py; these tests only read it)."""
+    return demo_run
 
 
 def _blocks(language: str) -> list[str]:

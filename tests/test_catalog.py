@@ -114,13 +114,14 @@ def test_docs_before_anything_is_published_says_so(data_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def demo(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> tuple[Path, str]:
     """The demo's data dir (every dataset replayed offline, the marts, GX Data Docs) with its
-    catalog written, and the demo's output (a fixed width, so table rows stay on one line)."""
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
-    env = {**os.environ, "SCDX_DATA_DIR": str(data_dir), "COLUMNS": "220"}
-    result = subprocess.run([SCDX, "demo"], env=env, capture_output=True, text=True, timeout=900)
+    catalog written, and the demo's output (a fixed width, so table rows stay on one line).
+    The session's one `scdx demo` (tests/conftest.py): `scdx docs` adds catalog/ to it, and
+    these tests only read it."""
+    data_dir, result = demo_run
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    env = {**os.environ, "SCDX_DATA_DIR": str(data_dir), "COLUMNS": "220"}
     docs = subprocess.run([SCDX, "docs"], env=env, capture_output=True, text=True, timeout=300)
     assert docs.returncode == 0, docs.stderr
     return data_dir, result.stdout

@@ -59,10 +59,11 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int = 2) -> s
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir after `scdx refresh` of every dataset from the recordings (and the marts)."""
-    data_dir = tmp_path_factory.mktemp("published") / "data"
-    result = scdx("refresh", data_dir=data_dir)
+def published(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    """A data dir after the nightly refresh of every dataset from the recordings (and the marts):
+    the session's one `scdx demo` (tests/conftest.py), which is that refresh plus the hand
+    downloads. These tests only read it; the commands that would write are refused."""
+    data_dir, result = demo_run
     assert result.returncode == 0, result.stderr[-3000:]
     return data_dir
 

@@ -21,8 +21,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -68,8 +68,45 @@ def cases(root: Path) -> dict[str, InputCase]:
     return {case.id: case for case in corpus(root / "outside", root / "work")}
 
 
+# What a run never writes in place: a release file, a table segment, a landed or staged file, a
+# run's report are written beside the old ones under new names (or aside and renamed into place).
+# A restore shares these with the base release by hard link and copies the rest (the catalog,
+# GX's stores and Data Docs, the locks), which runs do rewrite.
+WRITTEN_ONCE = ("versions", "tables", "raw", "staged", "reports")
+
+
+@dataclass(frozen=True)
+class BaseRelease:
+    """The base release kept aside (in the module's ``root``), what it publishes (every table's
+    and mart's checksum, taken where it was published), and how its hard-linked files stood then."""
+
+    path: Path
+    checksums: dict[str, tuple[int, int]]
+    linked: dict[Path, tuple[int, int, int]]
+
+
+def _written_once(base: Path) -> dict[Path, tuple[int, int, int]]:
+    """Size, modification time and mode of every file a restore hard-links: a run that wrote one
+    in place (through the link) would change them."""
+    stats = {path: path.stat() for top in WRITTEN_ONCE for path in (base / top).rglob("*") if path.is_file()}
+    return {path: (stat.st_size, stat.st_mtime_ns, stat.st_mode) for path, stat in stats.items()}
+
+
+def _restore(base: Path, data: Path) -> None:
+    """``base`` at ``data``: the files no run rewrites hard-linked, the others copied; the
+    current-release link stays a link."""
+
+    def link_or_copy(source: str, target: str) -> None:
+        if Path(source).relative_to(base).parts[0] in WRITTEN_ONCE:
+            os.link(source, target)
+        else:
+            shutil.copy2(source, target)
+
+    shutil.copytree(base, data, symlinks=True, copy_function=link_or_copy)
+
+
 @pytest.fixture(scope="module")
-def base_release(root: Path, registry: Registry) -> Path:
+def base_release(root: Path, registry: Registry) -> BaseRelease:
     """A data dir where every dataset's recorded payload is published (by ingest-file), kept aside."""
     settings = _settings(root / "data")
     settings.data_dir.mkdir()
@@ -78,21 +115,23 @@ def base_release(root: Path, registry: Registry) -> Path:
         run = ingest_file(contract, registry, settings, base_file(recorded, root / "work"))
         assert run.status == "published", run.error
     shutil.copytree(settings.data_dir, root / "base", symlinks=True)
-    return root / "base"
+    return BaseRelease(root / "base", _published(settings), _written_once(root / "base"))
 
 
 @pytest.fixture
-def published(root: Path, base_release: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def published(root: Path, base_release: BaseRelease, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """The base release restored at the path it was published at (a release's views name their
     Parquet files by absolute path); the working directory is a watched one, so a value taken for a
-    relative path would land where the test looks."""
+    relative path would land where the test looks. Afterwards, the base release is as it was."""
     data = root / "data"
     shutil.rmtree(data)
-    shutil.copytree(base_release, data, symlinks=True)  # the current-release link stays a link
+    _restore(base_release.path, data)
     cwd = root / "cwd"
     cwd.mkdir(exist_ok=True)
     monkeypatch.chdir(cwd)
     yield _settings(data)
+    # A run that rewrote a hard-linked file in place would have changed the base release itself.
+    assert _written_once(base_release.path) == base_release.linked, "a run wrote a WRITTEN_ONCE file in place"
 
 
 def _settings(data_dir: Path, recordings: Path = RECORDINGS) -> Settings:
@@ -100,7 +139,13 @@ def _settings(data_dir: Path, recordings: Path = RECORDINGS) -> Settings:
 
 
 def _files_outside(root: Path, data_dir: Path) -> set[Path]:
-    return {p for p in root.rglob("*") if not p.is_dir() and data_dir not in p.parents}
+    """Every file under ``root`` but in ``data_dir`` (whose tree is not walked); links to
+    directories are not followed."""
+    found: set[Path] = set()
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = [name for name in subdirectories if Path(directory, name) != data_dir]
+        found.update(Path(directory, name) for name in files)
+    return found
 
 
 def _published(settings: Settings) -> dict[str, tuple[int, int]]:
@@ -186,33 +231,45 @@ def _case(cases: dict[str, InputCase], dataset: str, name: str) -> InputCase:
     return cases[f"{dataset}-{name.replace(' ', '_')}"]
 
 
-def _run_case(
-    case: InputCase, root: Path, registry: Registry, settings: Settings
-) -> tuple[RunRecord, Path, dict[str, tuple[int, int]]]:
-    directory = root / "cases" / case.id
-    path = case.write(directory)
-    before = _published(settings)
-    outside_before = _files_outside(root, settings.data_dir)
-    run = _ingest(settings, registry, case.dataset, path)
-    assert _files_outside(root, settings.data_dir) == outside_before
-    return run, path, before
+IngestCase = Callable[[str, str], tuple[InputCase, RunRecord, Path, dict[str, tuple[int, int]]]]
+
+
+@pytest.fixture
+def ingest_case(
+    cases: dict[str, InputCase],
+    root: Path,
+    registry: Registry,
+    published: Settings,
+    base_release: BaseRelease,
+) -> IngestCase:
+    """Run a dataset's case through ``scdx ingest-file``'s path on the restored base release, watching
+    that nothing is written outside the data dir; the case, its run, its file and what was
+    published before it (the base release's checksums)."""
+
+    def ingest(dataset: str, name: str) -> tuple[InputCase, RunRecord, Path, dict[str, tuple[int, int]]]:
+        case = _case(cases, dataset, name)
+        path = case.write(root / "cases" / case.id)
+        outside_before = _files_outside(root, published.data_dir)
+        run = _ingest(published, registry, case.dataset, path)
+        assert _files_outside(root, published.data_dir) == outside_before
+        return case, run, path, base_release.checksums
+
+    return ingest
 
 
 @pytest.mark.parametrize(("dataset", "name"), FORMAT)
 def test_a_file_not_in_its_datasets_format_is_refused_naming_it_or_read_as_its_utf8_original(
-    dataset: str, name: str, cases: dict[str, InputCase], root: Path, registry: Registry, published: Settings
+    dataset: str, name: str, ingest_case: IngestCase, published: Settings
 ) -> None:
-    case = _case(cases, dataset, name)
-    run, path, before = _run_case(case, root, registry, published)
+    case, run, path, before = ingest_case(dataset, name)
     judge(case, run, published, path, before)
 
 
 @pytest.mark.parametrize(("dataset", "name"), HOSTILE)
 def test_hostile_header_cells_and_values_are_refused_or_stored_verbatim_and_never_run(
-    dataset: str, name: str, cases: dict[str, InputCase], root: Path, registry: Registry, published: Settings
+    dataset: str, name: str, ingest_case: IngestCase, published: Settings
 ) -> None:
-    case = _case(cases, dataset, name)
-    run, path, before = _run_case(case, root, registry, published)
+    case, run, path, before = ingest_case(dataset, name)
     judge(case, run, published, path, before)
 
 
@@ -227,11 +284,17 @@ def test_hostile_header_cells_and_values_are_refused_or_stored_verbatim_and_neve
     ],
 )
 def test_scdx_ingest_file_refuses_with_exit_1_and_one_line_naming_the_file_and_what_it_found(
-    dataset: str, name: str, says: str, cases: dict[str, InputCase], root: Path, published: Settings
+    dataset: str,
+    name: str,
+    says: str,
+    cases: dict[str, InputCase],
+    root: Path,
+    published: Settings,
+    base_release: BaseRelease,
 ) -> None:
     case = _case(cases, dataset, name)
     path = case.write(root / "cli" / case.id)
-    before = _published(published)
+    before = base_release.checksums  # what ``published`` publishes: the base release, restored
     # The console's width pinned far beyond any message, so one message is one line whatever the terminal.
     env = {**os.environ, "SCDX_DATA_DIR": str(published.data_dir), "COLUMNS": "100000"}
     result = subprocess.run(
@@ -295,6 +358,7 @@ def test_hostile_header_cells_and_values_from_the_agency_end_as_in_a_file_in_han
     root: Path,
     registry: Registry,
     published: Settings,
+    base_release: BaseRelease,
     recordings_copy: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -302,7 +366,7 @@ def test_hostile_header_cells_and_values_from_the_agency_end_as_in_a_file_in_han
     case = _case(cases, dataset, name)
     _serve_in_place_of_the_recording(case, recordings_copy, tmp_path / "cache", monkeypatch)
     settings = replace(published, recordings_dir=recordings_copy)
-    before = _published(settings)
+    before = base_release.checksums  # what ``settings`` publishes: the base release, restored
     outside_before = _files_outside(root, settings.data_dir)
     contract = registry.get(dataset)
     run = start_run(contract)

@@ -28,12 +28,13 @@ SCREENSHOT_COPY = os.environ.get("SCDX_REPORT_SCREENSHOT")
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
-    """The demo's data dir, the report `scdx report` wrote into it, and what the command printed."""
-    data_dir = tmp_path_factory.mktemp("report") / "data"
-    env = {**os.environ, "SCDX_DATA_DIR": str(data_dir), "COLUMNS": "220"}
-    demo = subprocess.run([SCDX, "demo"], env=env, capture_output=True, text=True, timeout=900)
+def report(demo_run: tuple[Path, subprocess.CompletedProcess[str]]) -> tuple[Path, Path, str]:
+    """The demo's data dir, the report `scdx report` wrote into it, and what the command printed.
+    The session's one `scdx demo` (tests/conftest.py): the report adds report/ to it, and these
+    tests only read it."""
+    data_dir, demo = demo_run
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    env = {**os.environ, "SCDX_DATA_DIR": str(data_dir), "COLUMNS": "220"}
     result = subprocess.run([SCDX, "report"], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return data_dir, data_dir / "report" / "index.html", result.stdout
