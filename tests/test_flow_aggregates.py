@@ -129,7 +129,7 @@ def restricted(exchange: Exchange, sql: str) -> pa.Table:
 def test_the_aggregates_publish_from_the_ingested_submissions_and_add_up_to_the_partners_rows(
     exchange: Exchange,
 ) -> None:
-    assert len(exchange.outcomes) == 12 and {o.status for o in exchange.outcomes} == {"published"}
+    assert len(exchange.outcomes) == 17 and {o.status for o in exchange.outcomes} == {"published"}
     truth = restricted(
         exchange, "SELECT week, sum(loaded_teu_in) AS teu FROM curated.flow_port_throughput GROUP BY week"
     )
@@ -160,13 +160,24 @@ def test_the_aggregates_publish_from_the_ingested_submissions_and_add_up_to_the_
         assert dwell[week] == pytest.approx(expected, abs=0.0005), week
 
 
-def test_a_houston_port_week_with_two_partners_is_suppressed(exchange: Exchange) -> None:
-    houston = rows(
+def test_a_charleston_port_week_with_two_partners_is_suppressed(exchange: Exchange) -> None:
+    charleston = rows(
         exchange,
         f"SELECT DISTINCT suppression_reason, loaded_teu_in, dwell_days, contributors FROM {PORTS} "
-        "WHERE level = 'port_week' AND port_code = 'USHOU'",
+        "WHERE level = 'port_week' AND port_code = 'USCHS'",
     )
-    assert houston == [(TOO_FEW_PARTNERS, None, None, None)]
+    assert charleston == [(TOO_FEW_PARTNERS, None, None, None)]
+
+
+def test_houstons_three_terminals_publish_its_port_weeks_closure_included(exchange: Exchange) -> None:
+    houston = dict(
+        rows(
+            exchange,
+            f"SELECT week, loaded_teu_in FROM {PORTS} WHERE level = 'port_week' AND port_code = 'USHOU' "
+            "AND NOT suppressed AND contributors = '3-4'",
+        )
+    )
+    assert len(houston) == 26 and houston["2024-W14"] < 0.2 * houston["2024-W13"]
 
 
 def test_savannahs_dominant_terminal_gets_its_port_weeks_suppressed_as_dominant_partner(
@@ -316,7 +327,7 @@ def test_no_partner_can_pin_down_a_suppressed_port_cell_or_another_partners_valu
     rule = disclosure_rule(exchange.registry.get("flow_port_throughput"))
     dimensions = THROUGHPUT_LEVELS[0].child.dimensions
     throughput = restricted(exchange, "SELECT * FROM curated.flow_port_throughput")
-    regions = {"USLAX": "West", "USSAV": "East", "USHOU": "Gulf"}
+    regions = {"USLAX": "West", "USSAV": "East", "USCHS": "East", "USHOU": "Gulf"}
     throughput = throughput.append_column(
         "region", pa.array([regions[p] for p in throughput.column("port_code").to_pylist()])
     )

@@ -110,7 +110,7 @@ def test_parquet_forecasts_with_numeric_codes_publish_the_same_rows_as_csv(
     from_csv, from_parquet = _publish_both_ways(
         tmp_path, settings, registry, partners, csv_path, ALPHA, FORECASTS, parquet
     )
-    assert len(from_csv) == 12 * 8 * 2 * 2
+    assert len(from_csv) == 25 * 8 * 2 * 2  # issued weeks x horizons x ports x commodities
     assert from_parquet == from_csv
 
 

@@ -237,7 +237,7 @@ def test_the_generator_is_deterministic_and_the_bundled_submissions_are_what_it_
     tmp_path: Path,
 ) -> None:
     written = write_submissions(tmp_path, DEFAULT_SEED)
-    assert len(written) == 12
+    assert len(written) == 17
     for path in written:
         bundled = RECORDINGS / "flow" / path.parent.name / path.name
         assert path.read_bytes() == bundled.read_bytes(), bundled

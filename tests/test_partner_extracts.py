@@ -148,7 +148,7 @@ def test_a_shippers_extract_holds_its_forecasts_and_no_terminals_rows(
         own = _rows(restricted, f"SELECT * FROM curated.{FORECASTS} WHERE partner_id = ? ORDER BY ALL", ALPHA)
     with _extract(settings, partners, ALPHA) as con:
         assert _rows(con, f"SELECT * FROM curated.{FORECASTS} ORDER BY ALL") == own
-        assert len(own) == 12 * 8 * 2 * 2
+        assert len(own) == 25 * 8 * 2 * 2  # issued weeks x horizons x ports x commodities
         assert THROUGHPUT not in {t for (t,) in _rows(con, "SELECT table_name FROM duckdb_tables()")}
 
 

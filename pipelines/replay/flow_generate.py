@@ -9,17 +9,27 @@ The model, weekly over ``WEEKS`` (ISO weeks of 2024):
 
 * Ports: each port's loaded inbound TEUs are ``PORT_BASE`` times a seasonal factor
   ``1 + 0.12 sin(2 pi (w - 10) / 52)`` (peak season in late summer) times noise ``1 + N(0, 0.04)``.
-* Terminals: each port-terminal partner runs one terminal and takes its ``share`` of its port;
-  Savannah has one dominant terminal (82 %), Los Angeles three comparable ones, Houston two (so a
-  Houston aggregate fails the disclosure rule of three partners).
+* Terminals: each port-terminal partner runs one terminal and takes its ``share`` of its port.
+  Los Angeles and Houston have three comparable terminals each (none above 40 %), so their port
+  weeks publish; Savannah has one dominant terminal (82 %: its port weeks fail the 60 % dominance
+  rule) and Charleston exactly two (its port weeks fail the rule of three partners).
 * Per terminal: loaded outbound 0.5 of inbound; empty inbound 0.05; empty outbound (repositioned
   empties) 0.35 on the West Coast, 0.15 elsewhere; a vessel arrival per 2,500 loaded TEUs in
   (at least one); import dwell 3.5 days plus ``N(0, 0.3)``.
 * Disruptions: Houston is closed in ``CLOSURE`` (a storm: volumes at 10 %, then 50 % the week
   after) and Los Angeles surges in ``SURGE`` (volumes 135 %, dwell 2.5 days longer).
 * Shippers: each issues forecasts every week of ``ISSUED``, for 1 to 8 weeks ahead, of TEUs by
-  port of discharge and commodity (HS2 or SCTG2): its ``base`` TEUs a week per port times the
-  target week's seasonal factor times noise whose spread grows with the horizon (3 % a week).
+  port of discharge and commodity (HS2 or SCTG2): its ``base`` TEUs a week at each of its ports
+  (split evenly over its commodities) times the target week's seasonal factor times noise whose
+  spread grows with the horizon (3 % a week). Los Angeles and Houston have four shippers each
+  (none above 35 % of the port's forecasts), Savannah three; together the shippers are about
+  30 % of Los Angeles' and Houston's loaded inbound and 25 % of Savannah's, Charleston has none.
+  Commodity groups at a port mostly have one or two shippers (suppressed), but at Houston HS2 85,
+  39 and 87 have three shippers each while HS2 68 has one, so a suppressed commodity cell sits
+  beside publishable ones (disclosure control suppresses complements with it).
+  Shippers do not foresee the storm (their forecasts of Houston's closed weeks are normal, so the
+  realised drop is a forecast miss); they foresee the Los Angeles surge partly, from their own
+  bookings: ``SURGE_FORESEEN`` of the 35 % one week ahead, 10 points less per week further out.
 
 ``python -m pipelines.replay.flow_generate [--out DIR] [--seed N]`` writes
 ``DIR/<dataset>/<partner_id>.csv`` (default ``recordings/flow``).
@@ -37,10 +47,12 @@ from pipelines.common.settings import DEFAULT_RECORDINGS_DIR
 
 DEFAULT_SEED = 23
 WEEKS = range(1, 27)
-ISSUED = range(1, 13)
+ISSUED = range(1, 26)
 CLOSURE = {("USHOU", 14): 0.10, ("USHOU", 15): 0.50}
 SURGE = range(20, 24)
-PORT_BASE = {"USLAX": 90_000.0, "USSAV": 55_000.0, "USHOU": 40_000.0}
+SURGE_FACTOR = 0.35
+SURGE_FORESEEN = 0.6
+PORT_BASE = {"USLAX": 90_000.0, "USSAV": 55_000.0, "USHOU": 40_000.0, "USCHS": 30_000.0}
 WEST = {"USLAX"}
 # partner -> (port, terminal, share of the port's volume)
 TERMINALS = {
@@ -50,15 +62,23 @@ TERMINALS = {
     "sav_garden_terminal": ("USSAV", "GCT", 0.82),
     "sav_ocean_terminal": ("USSAV", "OCT", 0.10),
     "sav_river_terminal": ("USSAV", "RVT", 0.08),
-    "hou_bayport_ops": ("USHOU", "BPT", 0.55),
-    "hou_barbours_ops": ("USHOU", "BCT", 0.45),
+    "hou_bayport_ops": ("USHOU", "BPT", 0.40),
+    "hou_barbours_ops": ("USHOU", "BCT", 0.35),
+    "hou_turning_basin_ops": ("USHOU", "TBT", 0.25),
+    "chs_wando_terminal": ("USCHS", "WWT", 0.55),
+    "chs_north_terminal": ("USCHS", "NCT", 0.45),
 }
-# partner -> (TEUs a week per port, ports, (system, code) commodities)
+# partner -> (TEUs a week at each port, (system, code) commodities)
 SHIPPERS = {
-    "shipper_alpha_retail": (420.0, ("USLAX", "USSAV"), (("HS2", "94"), ("HS2", "95"))),
-    "shipper_beta_auto": (260.0, ("USSAV", "USHOU"), (("HS2", "87"),)),
-    "shipper_gamma_energy": (180.0, ("USLAX", "USHOU"), (("HS2", "85"),)),
-    "shipper_delta_home": (300.0, ("USLAX", "USSAV"), (("SCTG2", "35"), ("SCTG2", "40"))),
+    "shipper_alpha_retail": ({"USLAX": 9_000.0, "USSAV": 4_500.0}, (("HS2", "94"), ("HS2", "95"))),
+    "shipper_beta_auto": (
+        {"USSAV": 4_500.0, "USHOU": 3_500.0, "USLAX": 4_000.0},
+        (("HS2", "87"), ("HS2", "85")),
+    ),
+    "shipper_gamma_energy": ({"USLAX": 7_000.0, "USHOU": 3_000.0}, (("HS2", "85"), ("HS2", "39"))),
+    "shipper_delta_home": ({"USLAX": 7_000.0, "USSAV": 4_500.0}, (("SCTG2", "35"), ("SCTG2", "40"))),
+    "shipper_epsilon_industrial": ({"USHOU": 4_000.0}, (("HS2", "85"), ("HS2", "39"), ("HS2", "87"))),
+    "shipper_zeta_materials": ({"USHOU": 2_500.0}, (("HS2", "39"), ("HS2", "87"), ("HS2", "68"))),
 }
 THROUGHPUT_HEADER = (
     "port_code,terminal_code,week,loaded_teu_in,loaded_teu_out,empty_teu_in,empty_teu_out,"
@@ -83,7 +103,8 @@ def port_volumes(rng: random.Random) -> dict[tuple[str, int], float]:
     volumes = {}
     for port, base in PORT_BASE.items():
         for week in WEEKS:
-            factor = CLOSURE.get((port, week), 1.0) * (1.35 if port == "USLAX" and week in SURGE else 1.0)
+            surge = 1 + SURGE_FACTOR if port == "USLAX" and week in SURGE else 1.0
+            factor = CLOSURE.get((port, week), 1.0) * surge
             volumes[port, week] = base * seasonal(week) * (1 + rng.gauss(0, 0.04)) * factor
     return volumes
 
@@ -102,15 +123,24 @@ def throughput_rows(partner: str, volumes: dict[tuple[str, int], float], rng: ra
     return rows
 
 
+def foreseen(port: str, target: int, horizon: int) -> float:
+    """The factor of the surge a shipper's forecast made ``horizon`` weeks ahead carries (the storm
+    closure is never foreseen)."""
+    if port != "USLAX" or target not in SURGE:
+        return 1.0
+    return 1 + SURGE_FACTOR * max(0.0, SURGE_FORESEEN - 0.1 * (horizon - 1))
+
+
 def forecast_rows(partner: str, rng: random.Random) -> list[str]:
-    base, ports, commodities = SHIPPERS[partner]
+    bases, commodities = SHIPPERS[partner]
     rows = []
     for issued in ISSUED:
         for horizon in range(1, 9):
             target = issued + horizon
-            for port in ports:
+            for port, base in bases.items():
                 for system, code in commodities:
-                    teu = base * seasonal(target) * (1 + rng.gauss(0, 0.03 * horizon)) / len(commodities)
+                    expected = base * seasonal(target) * foreseen(port, target, horizon) / len(commodities)
+                    teu = expected * (1 + rng.gauss(0, 0.03 * horizon))
                     rows.append(
                         f"{iso_week(issued)},{iso_week(target)},{horizon},{port},{system},{code},{max(teu, 0):.0f}"
                     )

@@ -17,7 +17,7 @@ _TIMELINE = f"""
 SELECT port_code || ' ' || coalesce(port_name, '') AS port, week, week_start,
        week_start + 7 AS week_end, suppressed, suppression_reason, loaded_teu_in, baseline_teu_in,
        inbound_ratio, dwell_days, dwell_excess_days, forecast_1w_teu, forecast_4w_teu,
-       forecast_4w_error_pct, flag, reason, land_port_disruption, land_port_detail,
+       forecast_1w_gap, flag, reason, land_port_disruption, land_port_detail,
        sum(CAST(suppressed AS INTEGER)) OVER (PARTITION BY port_code ORDER BY week) AS segment,
        CASE WHEN suppressed AND NOT coalesce(lag(suppressed) OVER (PARTITION BY port_code ORDER BY week), false)
             THEN 'suppressed (' || suppression_reason || ')' END AS gap_label
@@ -111,7 +111,8 @@ def flow_warning(con: duckdb.DuckDBPyConnection) -> Figure:
             "One panel per container port of marts.flow_disruption_warning: loaded inbound TEUs per ISO "
             "week (blue line) against the median of the 8 most recent published weeks (dashed); a diamond "
             "marks a flagged week (closure or drop below 0.70 x baseline, surge above 1.25 x, dwell 1.5 "
-            "days over its median, or the 1-week forecast more than 25 % off). A grey band labelled "
+            "days over its median, or the 1-week forecast index more than 0.25 from the realised index "
+            "inbound / baseline). A grey band labelled "
             "suppressed is a week whose port cell disclosure control withheld: no value is drawn and "
             "no line crosses it. Hover a point for the reason and the BTS land-port flags of the "
             "port's state for that month."
