@@ -1,0 +1,192 @@
+"""What the Iceberg store needs from the world around it: the pyiceberg SQL catalog on PostgreSQL,
+the object store holding the warehouse, a lock every publisher on every host sees, and DuckDB
+views over the data files of a pinned snapshot.
+
+Endpoint, region and credentials come from the environment (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``), as every AWS client reads them;
+they are handed to clients, never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import duckdb
+import sqlalchemy as sa
+
+from pipelines.common.sql import quote_name
+from pipelines.store import StoreError, TableSchema
+
+if TYPE_CHECKING:
+    from pyarrow.fs import S3FileSystem
+    from pyiceberg.catalog.sql import SqlCatalog
+
+# The SQL catalog's name in its tables (several deployments may share one PostgreSQL database).
+CATALOG_NAME = "scdx"
+
+
+def _aws(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def _iceberg_url(catalog_url: str) -> str:
+    """SQLAlchemy URL for pyiceberg: the psycopg (3) driver, which the project installs."""
+    url = sa.engine.make_url(catalog_url)
+    if url.get_backend_name() != "postgresql":
+        raise StoreError(
+            "the Iceberg store needs its catalog on PostgreSQL: set SCDX_CATALOG_URL=postgresql://user@host/db "
+            f"(now {url.get_backend_name()})"
+        )
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def open_iceberg_catalog(catalog_url: str, warehouse: str) -> SqlCatalog:
+    """The pyiceberg SQL catalog on the PostgreSQL database at ``catalog_url``, warehouse on the object store."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    properties = {"uri": _iceberg_url(catalog_url), "warehouse": warehouse, "pool_pre_ping": "true"}
+    for key, variable in (
+        ("s3.endpoint", "AWS_ENDPOINT_URL"),
+        ("s3.access-key-id", "AWS_ACCESS_KEY_ID"),
+        ("s3.secret-access-key", "AWS_SECRET_ACCESS_KEY"),
+        ("s3.region", "AWS_REGION"),
+    ):
+        value = _aws(variable)
+        if value:
+            properties[key] = value
+    try:
+        return SqlCatalog(CATALOG_NAME, **properties)
+    except sa.exc.OperationalError as exc:
+        raise StoreError(
+            f"the Iceberg catalog on {sa.engine.make_url(catalog_url).render_as_string(hide_password=True)} "
+            f"cannot be reached: {exc.orig}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object of the store: its size and the checksum the store keeps for it (S3's ETag)."""
+
+    bytes: int
+    etag: str
+
+
+class ObjectStore:
+    """The bucket holding the warehouse: object facts, whole reads, listings and deletes (boto3)."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        self.client = boto3.client(
+            "s3", endpoint_url=_aws("AWS_ENDPOINT_URL"), region_name=_aws("AWS_REGION", "us-east-1")
+        )
+
+    @staticmethod
+    def split(uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def info(self, uri: str) -> ObjectInfo | None:
+        """Size and ETag of an object, or None when it is missing."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = self.split(uri)
+        try:
+            head = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(int(head["ContentLength"]), str(head["ETag"]).strip('"'))
+
+    def sha256(self, uri: str) -> str | None:
+        """The sha256 of an object's bytes (read in full), or None when it is missing."""
+        from botocore.exceptions import ClientError
+
+        bucket, key = self.split(uri)
+        digest = hashlib.sha256()
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError:
+            return None
+        for chunk in body.iter_chunks(1 << 20):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def list(self, prefix_uri: str) -> list[str]:
+        """Every object under a prefix, as URIs."""
+        bucket, prefix = self.split(prefix_uri)
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found.extend(f"s3://{bucket}/{item['Key']}" for item in page.get("Contents", []))
+        return found
+
+    def delete(self, uris: Sequence[str]) -> None:
+        for start in range(0, len(uris), 1000):
+            batch = uris[start : start + 1000]
+            by_bucket: dict[str, list[dict[str, str]]] = {}
+            for uri in batch:
+                bucket, key = self.split(uri)
+                by_bucket.setdefault(bucket, []).append({"Key": key})
+            for bucket, keys in by_bucket.items():
+                self.client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def arrow_filesystem() -> S3FileSystem:
+    """pyarrow's S3 file system on the configured endpoint: DuckDB scans data files through it."""
+    from pyarrow.fs import S3FileSystem
+
+    endpoint = _aws("AWS_ENDPOINT_URL")
+    parsed = urlparse(endpoint) if endpoint else None
+    return S3FileSystem(
+        access_key=_aws("AWS_ACCESS_KEY_ID"),
+        secret_key=_aws("AWS_SECRET_ACCESS_KEY"),
+        region=_aws("AWS_REGION", "us-east-1"),
+        endpoint_override=parsed.netloc if parsed else None,
+        scheme=parsed.scheme if parsed else "https",
+    )
+
+
+def register_files(
+    con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str], schema: TableSchema, filesystem: Any
+) -> None:
+    """``name`` (schema.table) becomes a view over the Parquet data files ``files`` (a snapshot's),
+    scanned lazily through pyarrow: only what a query reads is fetched."""
+    import pyarrow.dataset as ds
+
+    schema_name, table = name.split(".", 1)
+    view = f"{quote_name(schema_name)}.{quote_name(table)}"
+    if not files:  # an empty snapshot: no file to scan, the columns still typed
+        columns = ", ".join(f"NULL::{c.type} AS {quote_name(c.name)}" for c in schema.columns)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {columns} WHERE false")
+        return
+    handle = f"_files_{schema_name}_{table}"
+    dataset = ds.dataset([f.removeprefix("s3://") for f in files], format="parquet", filesystem=filesystem)
+    con.register(handle, dataset)
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_name(handle)}")
+
+
+def drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    schema, table = name.split(".", 1)
+    con.execute(f"DROP VIEW IF EXISTS {quote_name(schema)}.{quote_name(table)}")
+
+
+@contextmanager
+def publish_lock(engine: sa.Engine, tier: str, namespace: str) -> Iterator[None]:
+    """One publisher at a time per tier and namespace, across hosts: a PostgreSQL advisory lock,
+    held by a session (a killed publisher's session ends, and its lock with it)."""
+    key = zlib.crc32(f"scdx-iceberg:{namespace}:{tier}".encode())
+    with engine.connect() as session:
+        session.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            session.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            session.commit()
