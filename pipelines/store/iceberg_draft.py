@@ -201,7 +201,7 @@ class IcebergDraft:
         known = {f.path: f for f in existing.files} if existing is not None else {}
         files: list[DataFile] = []
         rows = 0
-        for path, size, count in snapshot_files(table, snapshot_id):
+        for path, _size, count in snapshot_files(table, snapshot_id):
             rows += count
             if path in known:
                 files.append(known[path])

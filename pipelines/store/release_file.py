@@ -294,7 +294,7 @@ def write_release_file(
         con.execute("BEGIN TRANSACTION")
         for schema in ("curated", "marts", "meta"):
             con.execute(f"CREATE SCHEMA {quote_name(schema)}")
-        for name, (table, select) in sorted(tables.items()):
+        for name, (_, select) in sorted(tables.items()):
             schema, _, local = name.partition(".")
             target = f"{quote_name(schema)}.{quote_name(local)}"
             con.execute(f"CREATE VIEW {target} AS {select}")
