@@ -166,6 +166,7 @@ def test_a_release_is_all_of_a_change_or_none_of_it_when_its_publisher_is_killed
     assert not list((data_dir / "versions" / "public").glob("*.tmp*"))
 
 
+@pytest.mark.timeout(1800)  # Iceberg readers pin each release through the catalog and S3: ~30 ms an open
 def test_readers_opening_the_path_10000_times_while_publishers_run_and_are_killed_see_only_whole_releases(
     tmp_path: Path, loop_data_dir: Path
 ) -> None:

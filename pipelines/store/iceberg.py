@@ -40,6 +40,7 @@ from pipelines.store.catalog import Catalog, dumps, loads, open_catalog
 from pipelines.store.changes import describe_changes
 from pipelines.store.iceberg_draft import IcebergDraft, IcebergSpace
 from pipelines.store.iceberg_io import (
+    DataFileReader,
     ObjectStore,
     arrow_filesystem,
     open_iceberg_catalog,
@@ -81,7 +82,7 @@ class IcebergStore:
         self.space = IcebergSpace(
             catalog=open_iceberg_catalog(catalog.url, warehouse),
             objects=ObjectStore(),
-            filesystem=arrow_filesystem(),
+            reader=DataFileReader(arrow_filesystem()),
             namespace=os.environ.get("SCDX_ICEBERG_NAMESPACE", DEFAULT_NAMESPACE),
             tier=tier,
             work_dir=root / "work",
@@ -153,9 +154,7 @@ class IcebergStore:
         for schema in ("curated", "marts", "meta"):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for table in tables.values():
-            register_files(
-                con, table.name, [f.path for f in table.files], table.schema, self.space.filesystem
-            )
+            register_files(con, table.name, table.files, table.schema, self.space.reader)
         comment_views(con, {name: t.schema for name, t in tables.items()})
         return con
 

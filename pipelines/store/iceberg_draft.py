@@ -26,7 +26,7 @@ import duckdb
 from pipelines.common.settings import duckdb_config
 from pipelines.common.sql import literal_list, quote_name
 from pipelines.store import StoreError, TableInfo, TableSchema
-from pipelines.store.iceberg_io import ObjectStore, drop_view, register_files
+from pipelines.store.iceberg_io import DataFileReader, ObjectStore, drop_view, register_files
 from pipelines.store.iceberg_tables import DataFile, IcebergTable, runs_after
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class IcebergSpace:
 
     catalog: SqlCatalog
     objects: ObjectStore
-    filesystem: Any  # pyarrow S3FileSystem: DuckDB scans data files through it
+    reader: DataFileReader  # DuckDB scans data files through it
     namespace: str  # prefix of the Iceberg namespaces: <namespace>_<tier>_<schema>
     tier: str
     work_dir: Path
@@ -104,8 +104,7 @@ class IcebergDraft:
 
     def _view(self, table: IcebergTable) -> None:
         if self._con is not None:
-            files = [f.path for f in table.files]
-            register_files(self._con, table.name, files, table.schema, self.space.filesystem)
+            register_files(self._con, table.name, table.files, table.schema, self.space.reader)
 
     def scratch(self) -> Path:
         if self._scratch is None:

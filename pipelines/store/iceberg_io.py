@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from pipelines.common.sql import quote_name
 from pipelines.store import StoreError, TableSchema
+from pipelines.store.iceberg_tables import DataFile
 
 if TYPE_CHECKING:
     from pyarrow.fs import S3FileSystem
@@ -154,13 +155,51 @@ def arrow_filesystem() -> S3FileSystem:
     )
 
 
+class DataFileReader:
+    """Scans of a store's data files through pyarrow's S3 file system. A data file never changes
+    under its name (publishes check each one's ETag before building on it), so its Parquet footer
+    is read once per process and kept: a reader that opens release after release fetches only
+    the row groups its queries read."""
+
+    MAX_FOOTERS = 20_000
+
+    def __init__(self, filesystem: Any) -> None:
+        import pyarrow.dataset as ds
+
+        self.filesystem = filesystem
+        self.format = ds.ParquetFileFormat()
+        self._fragments: dict[str, Any] = {}
+
+    def dataset(self, files: Sequence[DataFile]) -> Any:
+        """A pyarrow dataset of ``files`` (at least one), their sizes as recorded (no HEAD request)."""
+        import pyarrow.dataset as ds
+
+        if len(self._fragments) > self.MAX_FOOTERS:
+            self._fragments.clear()
+        fragments = []
+        for data_file in files:
+            fragment = self._fragments.get(data_file.path)
+            if fragment is None:
+                fragment = self.format.make_fragment(
+                    data_file.path.removeprefix("s3://"),
+                    filesystem=self.filesystem,
+                    file_size=data_file.bytes,
+                )
+                fragment.ensure_complete_metadata()
+                self._fragments[data_file.path] = fragment
+            fragments.append(fragment)
+        return ds.FileSystemDataset(fragments, fragments[0].physical_schema, self.format, self.filesystem)
+
+
 def register_files(
-    con: duckdb.DuckDBPyConnection, name: str, files: Sequence[str], schema: TableSchema, filesystem: Any
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    files: Sequence[DataFile],
+    schema: TableSchema,
+    reader: DataFileReader,
 ) -> None:
     """``name`` (schema.table) becomes a view over the Parquet data files ``files`` (a snapshot's),
     scanned lazily through pyarrow: only what a query reads is fetched."""
-    import pyarrow.dataset as ds
-
     schema_name, table = name.split(".", 1)
     view = f"{quote_name(schema_name)}.{quote_name(table)}"
     if not files:  # an empty snapshot: no file to scan, the columns still typed
@@ -168,8 +207,7 @@ def register_files(
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {columns} WHERE false")
         return
     handle = f"_files_{schema_name}_{table}"
-    dataset = ds.dataset([f.removeprefix("s3://") for f in files], format="parquet", filesystem=filesystem)
-    con.register(handle, dataset)
+    con.register(handle, reader.dataset(files))
     con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_name(handle)}")
 
 
