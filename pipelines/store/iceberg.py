@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,7 +210,7 @@ class IcebergStore:
             if restored is not None and current is not None:
                 draft.changed_since(self.tables_of(current["number"]))
             if not draft.changed and restored is None:
-                return None  # a snapshot written and then matched (none here) would go at retention
+                return None  # only changes make releases (identical rows wrote no snapshot)
             faults.crash_point("publish:before_commit")
             release = self._commit(draft, kind, run_ids, [*runs, *draft.runs], current, restored)
         log.info(
@@ -256,7 +256,7 @@ class IcebergStore:
         self._prune(self.keep)
         return self._release(self.catalog.release(self.tier, draft.number) or release_row)
 
-    def _swap(self, tables: Any) -> None:
+    def _swap(self, tables: Iterable[IcebergTable]) -> None:
         """Each table's main branch at the release's snapshot (what engines reading the catalog see)."""
         from pyiceberg.exceptions import NoSuchTableError
 

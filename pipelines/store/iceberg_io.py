@@ -67,7 +67,8 @@ def open_iceberg_catalog(catalog_url: str, warehouse: str) -> SqlCatalog:
     except sa.exc.OperationalError as exc:
         raise StoreError(
             f"the Iceberg catalog on {sa.engine.make_url(catalog_url).render_as_string(hide_password=True)} "
-            f"cannot be reached: {exc.orig}"
+            f"cannot be reached: {exc.orig}. Start that PostgreSQL server or point SCDX_CATALOG_URL at one "
+            "(docs/scaling.md)"
         ) from None
 
 
