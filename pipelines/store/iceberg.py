@@ -166,15 +166,26 @@ class IcebergStore:
             yield
 
     def _check_files(self, number: int, tables: Mapping[str, IcebergTable]) -> None:
-        """Refuse to build on a release whose data files are missing or changed (size, ETag)."""
+        """Refuse to build on a release whose data files are missing or changed (size, ETag): one
+        listing per table directory, not a request per file."""
         for table in tables.values():
+            # A table's data files sit under <table location>/data/ (in a directory per partition).
+            directories = {
+                f.path.split("/data/", 1)[0] + "/data/"
+                if "/data/" in f.path
+                else f.path.rsplit("/", 1)[0] + "/"
+                for f in table.files
+            }
+            found = {
+                uri: info for d in sorted(directories) for uri, info in self.space.objects.infos(d).items()
+            }
             for recorded in table.files:
-                found = self.space.objects.info(recorded.path)
+                info = found.get(recorded.path)
                 problem = (
                     "is missing"
-                    if found is None
+                    if info is None
                     else None
-                    if (found.bytes, found.etag) == (recorded.bytes, recorded.etag)
+                    if (info.bytes, info.etag) == (recorded.bytes, recorded.etag)
                     else "changed after it was written (size or ETag differs)"
                 )
                 if problem:

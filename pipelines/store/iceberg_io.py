@@ -122,6 +122,17 @@ class ObjectStore:
             digest.update(chunk)
         return digest.hexdigest()
 
+    def infos(self, prefix_uri: str) -> dict[str, ObjectInfo]:
+        """Size and ETag of every object under a prefix (a listing: a thousand objects a request)."""
+        bucket, prefix = self.split(prefix_uri)
+        found: dict[str, ObjectInfo] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                found[f"s3://{bucket}/{item['Key']}"] = ObjectInfo(
+                    int(item["Size"]), str(item["ETag"]).strip('"')
+                )
+        return found
+
     def list(self, prefix_uri: str) -> list[str]:
         """Every object under a prefix, as URIs."""
         bucket, prefix = self.split(prefix_uri)
