@@ -222,5 +222,28 @@ def reliability(
         raise typer.Exit(1)
 
 
+@bench_app.command("iceberg")
+def bench_iceberg(
+    rows: Annotated[
+        int, typer.Option(help="Rows of the table published into (120 monthly partitions).")
+    ] = 10_000_000,
+    repeats: Annotated[
+        int, typer.Option(help="Publishes of a one-month batch per case (median reported).")
+    ] = 3,
+) -> None:
+    """Publishing a one-month batch into an Iceberg table holding ``rows`` rows against into an empty one
+    (catalog on the local PostgreSQL, warehouse on the local S3 API)."""
+    from devtools.bench_iceberg import run_iceberg_bench
+
+    figures = run_iceberg_bench(rows, repeats=repeats)
+    console.print(
+        f"Iceberg store: one month ({figures['batch_rows']:,} rows) into {figures['table_rows']:,} rows: "
+        f"{figures['median_full_s']:.2f} s; into an empty table: {figures['median_empty_s']:.2f} s; "
+        f"ratio {figures['ratio_full_to_empty']:.2f}x (initial load {figures['initial_load_s']:.1f} s)",
+        highlight=False,
+    )
+    console.print(figures, highlight=False)
+
+
 if __name__ == "__main__":
     app()

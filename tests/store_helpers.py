@@ -9,7 +9,10 @@ release. Run as a script, it publishes or reads in a child process (so the suite
     python -m tests.store_helpers publish-many <data dir> <first tag> <count>
     python -m tests.store_helpers read-loop <data dir> <opens> <report.json> <ready file>
 
-The store comes from ``SCDX_STORE_KIND`` (``local``) with ``SCDX_CATALOG_URL`` as the catalog.
+The store comes from ``SCDX_STORE_KIND`` (``local`` or ``iceberg``) with ``SCDX_CATALOG_URL`` as the
+catalog (and ``SCDX_DATA_URL`` as the object store of ``iceberg``). What the suite inspects or
+damages behind a store's back (its files, a release's own files) is asked of the kind here, so the
+suite's tests are the same for every kind.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
-from pipelines.store import Column, Draft, Release, ReleaseStore, TableSchema
-from pipelines.store.catalog import open_catalog
+from pipelines.store import Column, Draft, Release, ReleaseStore, StoreError, TableSchema
+from pipelines.store.iceberg import IcebergStore
+from pipelines.store.iceberg_io import ObjectStore
+from pipelines.store.kinds import open_release_store, store_kind
 from pipelines.store.layout import Layout
 from pipelines.store.local import LocalStore
 
@@ -37,11 +43,110 @@ M_SCHEMA = TableSchema(
 
 def make_store(data_dir: Path, keep: int = 10, tier: str = "public") -> ReleaseStore:
     """The store under test, as the environment names it."""
-    kind = os.environ.get("SCDX_STORE_KIND", "local")
-    if kind != "local":
-        raise ValueError(f"unknown store kind {kind!r}")
-    layout = Layout(data_dir)
-    return LocalStore(data_dir, layout.store(tier), open_catalog(data_dir), keep)
+    return open_release_store(data_dir, tier, keep)
+
+
+def opener(data_dir: Path) -> Callable[[], duckdb.DuckDBPyConnection]:
+    """How an analyst opens the current public release, once per call: the local store's path
+    (read-only), or an Iceberg store's release pinned through the catalog."""
+    if store_kind() == "iceberg":
+        return make_store(data_dir).connect
+    link = Layout(data_dir).store("public").link
+    return lambda: duckdb.connect(str(link), read_only=True)
+
+
+def current_release(data_dir: Path) -> tuple[int, int] | str:
+    """(tag, rows) of the current public release as a new reader sees it."""
+    with opener(data_dir)() as con:
+        return whole(con)
+
+
+def stored_files(data_dir: Path, store: ReleaseStore) -> set[str]:
+    """Every table data file the store holds, referenced or not."""
+    if isinstance(store, IcebergStore):
+        return {uri for uri in store.space.objects.list(f"{store.warehouse}/") if uri.endswith(".parquet")}
+    return {str(p.relative_to(data_dir)) for p in (data_dir / "tables").rglob("*.parquet")}
+
+
+def referenced_files(store: ReleaseStore) -> set[str]:
+    """The table data files the kept releases read."""
+    return {f for r in store.releases() if r.kept for f in _files_of(store, r.number, None)}
+
+
+def _files_of(store: ReleaseStore, number: int, table: str | None) -> list[str]:
+    if isinstance(store, IcebergStore):
+        found = store.tables_of(number)
+        return [f.path for name, t in found.items() if table in (None, name) for f in t.files]
+    assert isinstance(store, LocalStore)
+    return [
+        s.file for name, t in store._tables_of(number).items() if table in (None, name) for s in t.segments
+    ]
+
+
+def files_written_by(store: ReleaseStore, number: int, table: str | None = None) -> list[str]:
+    """The data files release ``number`` wrote (of ``table``, when given): read by no earlier release."""
+    earlier = {
+        f for r in store.releases() if r.kept and r.number < number for f in _files_of(store, r.number, None)
+    }
+    return [f for f in _files_of(store, number, table) if f not in earlier]
+
+
+def own_files(data_dir: Path, store: ReleaseStore, number: int) -> list[str]:
+    """What release ``number`` alone holds: the local store's release file; an Iceberg release's new
+    data files (a rollback release has none: it only names older snapshots)."""
+    if isinstance(store, LocalStore):
+        return [str(store.release_path(number))]
+    return files_written_by(store, number)
+
+
+def damage_file(data_dir: Path, store: ReleaseStore, path: str, overwrite: int | None = None) -> None:
+    """Flip one byte in the middle of a file (size unchanged), or overwrite its first ``overwrite``
+    bytes with random ones."""
+    if isinstance(store, IcebergStore):
+        objects: ObjectStore = store.space.objects
+        bucket, key = objects.split(path)
+        data = bytearray(objects.client.get_object(Bucket=bucket, Key=key)["Body"].read())
+    else:
+        local = data_dir / path if not os.path.isabs(path) else Path(path)
+        os.chmod(local, 0o644)
+        data = bytearray(local.read_bytes())
+    if overwrite is None:
+        data[len(data) // 2] ^= 0xFF
+    else:
+        count = min(overwrite, len(data))
+        data[:count] = os.urandom(count)
+    if isinstance(store, IcebergStore):
+        objects.client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    else:
+        local.write_bytes(bytes(data))
+
+
+def remove(data_dir: Path, store: ReleaseStore, path: str) -> None:
+    """Delete a file of the store."""
+    if isinstance(store, IcebergStore):
+        store.space.objects.delete([path])
+    else:
+        (data_dir / path if not os.path.isabs(path) else Path(path)).unlink()
+
+
+def stored_releases(data_dir: Path, store: ReleaseStore) -> list[int]:
+    """The releases whose data the store still holds: local release files; Iceberg releases whose
+    every pinned snapshot the Iceberg tables still have."""
+    if isinstance(store, IcebergStore):
+        held = []
+        for release in store.releases():
+            tables = store.tables_of(release.number).values()
+            if all(
+                t.snapshot_id is None
+                or store.space.catalog.load_table(t.identifier).snapshot_by_id(t.snapshot_id) is not None
+                for t in tables
+            ):
+                held.append(release.number)
+        return held
+    return sorted(
+        int(p.name[len("scdx-v") : -len(".duckdb")])
+        for p in (data_dir / "versions" / "public").glob("*.duckdb")
+    )
 
 
 def tagged_change(tag: int, rows: int) -> object:
@@ -82,7 +187,7 @@ def whole(con: duckdb.DuckDBPyConnection) -> tuple[int, int] | str:
 
 def read_loop(data_dir: Path, opens: int, report: Path, ready: Path) -> None:
     """Open the tier's path ``opens`` times, each time checking that it is one whole release."""
-    link = Layout(data_dir).store("public").link
+    open_release = opener(data_dir)
     seen: set[int] = set()
     mixed: list[str] = []
     errors: list[str] = []
@@ -91,9 +196,9 @@ def read_loop(data_dir: Path, opens: int, report: Path, ready: Path) -> None:
     while done < opens:
         done += 1
         try:
-            with duckdb.connect(str(link), read_only=True) as con:
+            with open_release() as con:
                 found = whole(con)
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError, ValueError, StoreError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             continue
         if isinstance(found, str):

@@ -1,5 +1,6 @@
 """The release store conformance suite: what any implementation of ``pipelines.store.ReleaseStore``
-must do, run here against the local store with its catalog in SQLite and in PostgreSQL.
+must do, run here against the local store with its catalog in SQLite and in PostgreSQL, and
+against the Iceberg store (catalog on PostgreSQL, warehouse on the local S3 API).
 
 Every release of the suite holds ``curated.t`` and the mart ``marts.m`` built from it; a reader
 that ever sees them disagree has seen half a release (tests/store_helpers.py).
@@ -16,16 +17,26 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from devtools.release_checks import checksums
 from pipelines.common.faults import FAULT_ENV
-from pipelines.store import DamagedRelease, ReleaseStore, StoreError
+from pipelines.store import DamagedRelease, StoreError
 from pipelines.store.catalog import _engines
-from pipelines.store.layout import Layout
 
-from .store_helpers import make_store, publish_tag, whole
+from .store_helpers import (
+    current_release,
+    damage_file,
+    files_written_by,
+    make_store,
+    own_files,
+    publish_tag,
+    referenced_files,
+    remove,
+    stored_files,
+    stored_releases,
+    whole,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -63,20 +74,50 @@ def _postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def data_dir(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    """A data directory whose catalog is SQLite (in it) or a fresh PostgreSQL database."""
-    root = tmp_path / "data"
-    root.mkdir()
-    if request.param == "postgresql":
+def _store_environment(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, kind: str, catalog: str
+) -> Iterator[None]:
+    """The environment of one store kind and catalog: a fresh PostgreSQL database per test (the
+    Iceberg tables' catalog too) and, for Iceberg, a fresh bucket on the local S3 API."""
+    monkeypatch.setenv("SCDX_STORE_KIND", kind)
+    if kind == "iceberg":
+        bucket = request.getfixturevalue("s3_bucket")  # sets the AWS_* variables for this test
+        monkeypatch.setenv("SCDX_DATA_URL", f"s3://{bucket}/scdx")
+    if catalog == "postgresql":
         databases = _postgres_database()
         monkeypatch.setenv("SCDX_CATALOG_URL", next(databases))
-        yield root
+        yield
         next(databases, None)
     else:
         monkeypatch.delenv("SCDX_CATALOG_URL", raising=False)
+        yield
+
+
+STORES = ["local-sqlite", "local-postgresql", "iceberg-postgresql"]
+
+
+@pytest.fixture(params=STORES)
+def data_dir(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A data directory of a store kind whose catalog is SQLite (in it) or a fresh PostgreSQL database."""
+    root = tmp_path / "data"
+    root.mkdir()
+    kind, catalog = request.param.split("-")
+    for _ in _store_environment(request, monkeypatch, kind, catalog):
+        yield root
+
+
+@pytest.fixture(params=["local-sqlite", "iceberg-postgresql"])
+def loop_data_dir(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """As ``data_dir``, one catalog per store kind: local readers open files only, never the
+    catalog (one kind is enough there); Iceberg readers pin releases through PostgreSQL."""
+    root = tmp_path / "data"
+    root.mkdir()
+    kind, catalog = request.param.split("-")
+    for _ in _store_environment(request, monkeypatch, kind, catalog):
         yield root
 
 
@@ -97,25 +138,7 @@ def _child(*args: str, fault: str | None = None, **env: str) -> subprocess.Popen
 
 
 def _current(data_dir: Path) -> tuple[int, int] | str:
-    with duckdb.connect(str(Layout(data_dir).public_db), read_only=True) as con:
-        return whole(con)
-
-
-def _files_on_disk(data_dir: Path) -> set[str]:
-    return {str(p.relative_to(data_dir)) for p in (data_dir / "tables").rglob("*.parquet")}
-
-
-def _referenced(store: ReleaseStore) -> set[str]:
-    from pipelines.store.local import LocalStore
-
-    assert isinstance(store, LocalStore)
-    return {
-        s.file
-        for r in store.releases()
-        if r.kept
-        for t in store._tables_of(r.number).values()
-        for s in t.segments
-    }
+    return current_release(data_dir)
 
 
 # --- atomicity ------------------------------------------------------------------------------------
@@ -139,17 +162,15 @@ def test_a_release_is_all_of_a_change_or_none_of_it_when_its_publisher_is_killed
     assert _current(data_dir) == (3, 300)
     numbers = [r.number for r in store.releases()]
     assert numbers == list(range(1, len(numbers) + 1))
-    assert _files_on_disk(data_dir) == _referenced(store)
+    assert stored_files(data_dir, store) == referenced_files(store)
     assert not list((data_dir / "versions" / "public").glob("*.tmp*"))
 
 
+@pytest.mark.timeout(1800)  # Iceberg readers pin each release through the catalog and S3: ~30 ms an open
 def test_readers_opening_the_path_10000_times_while_publishers_run_and_are_killed_see_only_whole_releases(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, loop_data_dir: Path
 ) -> None:
-    # Readers open files only, never the catalog: one catalog kind is enough here (a few minutes).
-    monkeypatch.delenv("SCDX_CATALOG_URL", raising=False)
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
+    data_dir = loop_data_dir
     store = make_store(data_dir, keep=5)
     publish_tag(store, 1, 1001)
     report, ready = tmp_path / "reader.json", tmp_path / "ready"
@@ -184,15 +205,14 @@ def test_rollback_restores_a_kept_release_exactly_as_a_new_one_even_when_the_cur
         publish_tag(store, tag, 100 * tag)
     with store.connect(1) as con:
         first = checksums(con)
-    current = Layout(data_dir).store("public").version_path(3)
-    os.chmod(current, 0o644)
-    with current.open("r+b") as handle:  # a megabyte of the current release's file overwritten
-        handle.write(os.urandom(min(1 << 20, current.stat().st_size)))
+    for path in own_files(data_dir, store, 3):  # a megabyte of the current release's own files overwritten
+        damage_file(data_dir, store, path, overwrite=1 << 20)
     restored = store.rollback(1)
     assert (restored.number, restored.restored, restored.kind) == (4, 1, "rollback")
     with store.connect() as con:
         assert checksums(con) == first
-    Layout(data_dir).store("public").version_path(4).unlink()  # the current file gone altogether
+    for path in own_files(data_dir, store, 4):  # the current release's own files gone altogether
+        remove(data_dir, store, path)
     again = store.rollback(2)
     assert again.number == 5 and _current(data_dir) == (2, 200)
     assert [r.number for r in store.releases()] == [1, 2, 3, 4, 5]  # history only grows
@@ -227,14 +247,8 @@ def test_a_damaged_file_is_never_built_upon_and_verify_names_it(data_dir: Path) 
     publish_tag(store, 1, 50)
     publish_tag(store, 2, 60)
     assert store.verify() == []
-    (victim,) = [
-        s for s in _referenced(store) if "curated.t" in s and s.startswith("tables") and "000002" in s
-    ]
-    path = data_dir / victim
-    os.chmod(path, 0o644)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one byte flipped, size unchanged
-    path.write_bytes(bytes(data))
+    (victim,) = files_written_by(store, 2, "curated.t")
+    damage_file(data_dir, store, victim)  # one byte flipped, size unchanged
     with pytest.raises(DamagedRelease, match=rf"{victim}.*scdx publish rollback"):
         publish_tag(store, 3, 70)
     damage = store.verify()
@@ -254,12 +268,8 @@ def test_retention_keeps_the_newest_releases_and_only_the_files_they_reference(d
         publish_tag(store, tag, tag)
     kept = [r.number for r in store.releases() if r.kept]
     assert kept == [4, 5, 6]
-    assert sorted(p.name for p in (data_dir / "versions" / "public").glob("*.duckdb")) == [
-        "scdx-v000004.duckdb",
-        "scdx-v000005.duckdb",
-        "scdx-v000006.duckdb",
-    ]
-    assert _files_on_disk(data_dir) == _referenced(store)
+    assert stored_releases(data_dir, store) == [4, 5, 6]
+    assert stored_files(data_dir, store) == referenced_files(store)
     with pytest.raises(StoreError, match="release 2 of the public tier is no longer kept"):
         store.rollback(2)
     assert store.rollback(4).restored == 4
@@ -270,7 +280,7 @@ def test_a_change_that_changes_nothing_makes_no_release(data_dir: Path) -> None:
     publish_tag(store, 1, 10)
     assert publish_tag(store, 1, 10) is None
     assert [r.number for r in store.releases()] == [1]
-    assert _files_on_disk(data_dir) == _referenced(store)
+    assert stored_files(data_dir, store) == referenced_files(store)
 
 
 # --- concurrency and signals ----------------------------------------------------------------------
@@ -325,4 +335,4 @@ def test_a_publisher_stopped_by_a_signal_leaves_a_whole_release_and_the_next_pub
     assert not list((data_dir / "versions" / "public").glob("*.tmp*"))
     store = make_store(data_dir)
     publish_tag(store, 3, 30)
-    assert _current(data_dir) == (3, 30) and _files_on_disk(data_dir) == _referenced(store)
+    assert _current(data_dir) == (3, 30) and stored_files(data_dir, store) == referenced_files(store)

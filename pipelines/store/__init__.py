@@ -7,9 +7,11 @@ next release all at once, or not at all: readers see one release or the next, ne
 whatever crashes or signals in between. The history of releases and runs lives in the
 operational catalog (pipelines.store.catalog), not in the published data.
 
-``ReleaseStore`` is the interface every storage implementation provides (the local one keeps
-table data as immutable Parquet files and each release as a small DuckDB file of views; the next
-keeps it on an object store). The conformance suite (tests/test_store_conformance.py) is what any
+``ReleaseStore`` is the interface every storage implementation provides: the local one
+(pipelines.store.local) keeps table data as immutable Parquet files and each release as a small
+DuckDB file of views; the Iceberg one (pipelines.store.iceberg) keeps tables as Apache Iceberg
+tables on an object store, each release a row pinning their snapshots (docs/scaling.md).
+``pipelines.store.kinds`` picks one from ``SCDX_STORE_KIND``. The conformance suite (tests/test_store_conformance.py) is what any
 implementation must pass.
 """
 

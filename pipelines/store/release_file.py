@@ -20,6 +20,7 @@ from pipelines.store.catalog import Catalog, dumps, loads
 from pipelines.store.catalog_tables import contracts, drift, run_files, runs, unit_conversions
 
 if TYPE_CHECKING:
+    from pipelines.store import TableSchema
     from pipelines.store.segments import StoredTable
 
 # meta.* as analysts query them: (DDL columns, comment per column), and the table's comment.
@@ -264,6 +265,18 @@ def _publish_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def comment_views(con: duckdb.DuckDBPyConnection, schemas: Mapping[str, TableSchema]) -> None:
+    """The comment of each view (schema.table) and of each of its columns, as analysts read them."""
+    for name, schema in sorted(schemas.items()):
+        schema_name, _, local = name.partition(".")
+        target = f"{quote_name(schema_name)}.{quote_name(local)}"
+        con.execute(f"COMMENT ON VIEW {target} IS {quote_literal(schema.comment)}")
+        for column in schema.columns:
+            con.execute(
+                f"COMMENT ON COLUMN {target}.{quote_name(column.name)} IS {quote_literal(column.comment)}"
+            )
+
+
 def write_release_file(
     path: Path,
     catalog: Catalog,
@@ -281,15 +294,11 @@ def write_release_file(
         con.execute("BEGIN TRANSACTION")
         for schema in ("curated", "marts", "meta"):
             con.execute(f"CREATE SCHEMA {quote_name(schema)}")
-        for name, (table, select) in sorted(tables.items()):
+        for name, (_, select) in sorted(tables.items()):
             schema, _, local = name.partition(".")
             target = f"{quote_name(schema)}.{quote_name(local)}"
             con.execute(f"CREATE VIEW {target} AS {select}")
-            con.execute(f"COMMENT ON VIEW {target} IS {quote_literal(table.schema.comment)}")
-            for column in table.schema.columns:
-                con.execute(
-                    f"COMMENT ON COLUMN {target}.{quote_name(column.name)} IS {quote_literal(column.comment)}"
-                )
+        comment_views(con, {name: table.schema for name, (table, _) in tables.items()})
         for name, (comment, columns) in META.items():
             ddl = ", ".join(f"{quote_name(c)} {t}" for c, t, _ in columns)
             con.execute(f"CREATE TABLE meta.{quote_name(name)} ({ddl})")
