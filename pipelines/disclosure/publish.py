@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipelines.disclosure.audit import audit_margins
 from pipelines.disclosure.cells import Cell, CellId, build_cells, build_groups
-from pipelines.disclosure.rules import DisclosureRule, Hierarchy, levels_of
+from pipelines.disclosure.rules import DisclosureRule, Hierarchy, has_margins, levels_of, root_of
 from pipelines.disclosure.suppression import (
     complementary_suppression,
     contributors,
@@ -74,10 +75,15 @@ def protect(
     hierarchies: tuple[Hierarchy, ...],
     rule: DisclosureRule | None = None,
 ) -> pa.Table:
-    """Primary then complementary suppression of every level the hierarchies name: the table that
-    may leave the restricted tier."""
+    """Primary then complementary suppression of every level the hierarchies name, and where they
+    are the margins of one table (chains sharing the root) the linear-programming audit of
+    :mod:`pipelines.disclosure.audit`: the table that may leave the restricted tier."""
     rule = rule or DisclosureRule()
     cells = build_cells(contributions, hierarchies)
     groups = build_groups(cells, hierarchies)
-    suppressed = complementary_suppression(cells, groups, primary_suppression(cells, rule), rule)
+    primary = primary_suppression(cells, rule)
+    suppressed = complementary_suppression(cells, groups, primary, rule)
+    if has_margins(hierarchies):
+        levels, root = levels_of(hierarchies), root_of(hierarchies)
+        suppressed = audit_margins(contributions, levels, root, cells, groups, primary, suppressed, rule)
     return public_table(contributions, hierarchies, cells, suppressed, rule)

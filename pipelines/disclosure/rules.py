@@ -73,22 +73,42 @@ class Hierarchy:
 def levels_of(hierarchies: tuple[Hierarchy, ...]) -> tuple[Level, ...]:
     """The levels the hierarchies publish, each once, finest first as declared; checks that they
     form a chain (a level sums into at most one parent and from at most one child level), the case
-    the suppression is argued for."""
+    the group-by-group suppression is argued for, or chains that share only their root (the margins
+    of one table, e.g. ports and commodity groups summing to the week), which ``protect`` audits
+    with linear programs (:mod:`pipelines.disclosure.audit`)."""
     if not hierarchies:
         raise DisclosureError("disclosure control needs at least one hierarchy (child -> parent)")
     levels: dict[str, Level] = {}
     parents: dict[str, str] = {}
-    children: dict[str, str] = {}
+    children: dict[str, set[str]] = {}
     for hierarchy in hierarchies:
         for level in (hierarchy.child, hierarchy.parent):
             if levels.setdefault(level.name, level) != level:
                 raise DisclosureError(f"level {level.name} is declared with two sets of dimensions")
         if parents.setdefault(hierarchy.child.name, hierarchy.parent.name) != hierarchy.parent.name:
-            # Two parents make a two-dimensional table whose margins the per-group rule does not
-            # cover: publish such aggregates from separate calls, or extend the rule first.
+            # Two parents make a two-dimensional table below the top, which neither the per-group
+            # rule nor the audit (margins meet only at the root) covers.
             raise DisclosureError(f"level {hierarchy.child.name} sums into two parent levels")
-        if children.setdefault(hierarchy.parent.name, hierarchy.child.name) != hierarchy.child.name:
-            # Two child levels are two margins of one table (ports x commodity groups): an attacker
-            # combines them, which the per-group rule does not see.
-            raise DisclosureError(f"level {hierarchy.parent.name} is the sum of two child levels")
+        children.setdefault(hierarchy.parent.name, set()).add(hierarchy.child.name)
+    roots = [name for name in levels if name not in parents]
+    for name, below in children.items():
+        if len(below) > 1 and roots != [name]:
+            # Two child levels are two margins of one table (ports x commodity groups): only where
+            # they meet at the one root does the audit see every equation an attacker combines.
+            raise DisclosureError(f"level {name} is the sum of two child levels and not the only root")
     return tuple(levels.values())
+
+
+def root_of(hierarchies: tuple[Hierarchy, ...]) -> Level:
+    """The coarsest level: the one that sums into no other (checked by :func:`levels_of`)."""
+    children = {hierarchy.child.name for hierarchy in hierarchies}
+    roots = [level for level in levels_of(hierarchies) if level.name not in children]
+    if len(roots) != 1:
+        raise DisclosureError(f"the hierarchies have {len(roots)} top levels, not one")
+    return roots[0]
+
+
+def has_margins(hierarchies: tuple[Hierarchy, ...]) -> bool:
+    """Whether the root sums from two or more child levels: the margins of one table."""
+    root = root_of(hierarchies).name
+    return len({h.child.name for h in hierarchies if h.parent.name == root}) > 1

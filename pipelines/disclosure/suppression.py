@@ -4,7 +4,7 @@ for the rule and the argument behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from pipelines.disclosure.cells import Cell, CellId, Group
 from pipelines.disclosure.rules import (
@@ -52,13 +52,14 @@ class _Protection:
         groups: tuple[Group, ...],
         suppressed: dict[CellId, str],
         rule: DisclosureRule,
+        sensitive: Collection[CellId],
     ) -> None:
         self.cells = cells
         self.groups = groups
         self.suppressed = dict(suppressed)
         # Only sensitive cells need the p% margin; a complementary cell passed the rule, so an
         # attacker may bound it closely as long as it cannot compute it.
-        self.sensitive = set(suppressed)
+        self.sensitive = set(sensitive)
         self.rule = rule
         self.margin = rule.min_protection_pct / 100
         self.children_of = {group.parent: group.children for group in groups}
@@ -183,11 +184,14 @@ def complementary_suppression(
     groups: tuple[Group, ...],
     primary: dict[CellId, str],
     rule: DisclosureRule,
+    sensitive: Collection[CellId] | None = None,
 ) -> dict[CellId, str]:
     """The primary suppressions plus the complementary ones, to a fixed point over all groups:
     a suppression made for one group can leave another short, so the groups are revisited until
-    a whole pass changes nothing (it ends: each step suppresses one more cell)."""
-    protection = _Protection(cells, groups, primary, rule)
+    a whole pass changes nothing (it ends: each step suppresses one more cell). ``primary`` may
+    hold complementary suppressions already made (the audit's); ``sensitive`` names the cells
+    that need the p% margin (default: every cell of ``primary``)."""
+    protection = _Protection(cells, groups, primary, rule, primary if sensitive is None else sensitive)
     changed = True
     while changed:
         changed = False

@@ -31,17 +31,22 @@ THROUGHPUT_LEVELS = (
     Hierarchy(PORT_WEEK, REGION_WEEK),
     Hierarchy(REGION_WEEK, WEEK),
 )
-# Forecasts: every level per horizon, one chain: commodity group within port -> port -> week.
-# National commodity totals beside the port totals would be two margins of one port x commodity
-# table, which the rule cannot protect (the library refuses them).
+# Forecasts: every level per horizon, two margins of one port x commodity table sharing the week:
+# commodity group within port -> port -> week, and national commodity group -> week. The library
+# audits the pair with linear programs (pipelines.disclosure.audit); the first level, holding every
+# dimension, is the table's interior.
 FORECAST_COMMODITY_WEEK = Level(
     "commodity_week", ("horizon_weeks", "port_code", "commodity_system", "commodity_code", "week")
 )
 FORECAST_PORT_WEEK = Level("port_week", ("horizon_weeks", "port_code", "week"))
+FORECAST_NATIONAL_WEEK = Level(
+    "commodity_national_week", ("horizon_weeks", "commodity_system", "commodity_code", "week")
+)
 FORECAST_WEEK = Level("week", ("horizon_weeks", "week"))
 FORECAST_LEVELS = (
     Hierarchy(FORECAST_COMMODITY_WEEK, FORECAST_PORT_WEEK),
     Hierarchy(FORECAST_PORT_WEEK, FORECAST_WEEK),
+    Hierarchy(FORECAST_NATIONAL_WEEK, FORECAST_WEEK),
 )
 
 TEU_MEASURES = ("loaded_teu_in", "loaded_teu_out", "empty_teu_in", "empty_teu_out", "vessel_arrivals")
@@ -100,14 +105,18 @@ PORT_COLUMNS = {
 FORECAST_COLUMNS = {
     "level": (
         "VARCHAR",
-        "Aggregation level of the cell: commodity_week (a commodity group at a port), port_week or week, each per horizon.",
+        "Aggregation level of the cell: commodity_week (a commodity group at a port), port_week, "
+        "commodity_national_week (a commodity group over all ports) or week, each per horizon.",
     ),
-    "port_code": ("VARCHAR", "UN/LOCODE of the port of discharge; null at level week."),
+    "port_code": (
+        "VARCHAR",
+        "UN/LOCODE of the port of discharge; null at levels commodity_national_week and week.",
+    ),
     "commodity_system": (
         "VARCHAR",
-        "HS2 or SCTG2, the system of commodity_code; null unless level commodity_week (a commodity group at a port).",
+        "HS2 or SCTG2, the system of commodity_code; null at levels port_week and week.",
     ),
-    "commodity_code": ("VARCHAR", "HS chapter or SCTG group; null unless level commodity_week."),
+    "commodity_code": ("VARCHAR", "HS chapter or SCTG group; null at levels port_week and week."),
     "week": ("VARCHAR", "Target ISO week (when the TEUs are expected), YYYY-Www."),
     "horizon_weeks": ("INTEGER", "Weeks between the forecast's issue and the target week, 1 to 8."),
     "teu_expected": (
