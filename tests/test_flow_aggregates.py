@@ -30,10 +30,7 @@ from pipelines.disclosure import (
     COMPLEMENTARY,
     DOMINANT_PARTNER,
     TOO_FEW_PARTNERS,
-    DisclosureError,
     DisclosureRule,
-    Hierarchy,
-    Level,
     build_cells,
     primary_suppression,
     protect,
@@ -42,8 +39,6 @@ from pipelines.orchestration.inbox import Outcome, inbox_dir, ingest_inbox, subm
 from pipelines.stages.flow_aggregates import (
     FORECAST_COMMODITY_WEEK,
     FORECAST_LEVELS,
-    FORECAST_PORT_WEEK,
-    FORECAST_WEEK,
     THROUGHPUT_LEVELS,
     disclosure_rule,
     forecast_weekly,
@@ -341,15 +336,20 @@ def test_no_partner_can_pin_down_a_suppressed_port_cell_or_another_partners_valu
 def test_no_shipper_can_pin_down_a_suppressed_forecast_cell_or_another_shippers_value(
     exchange: Exchange,
 ) -> None:
+    # Every level of one horizon: commodity groups at a port, ports, national commodity groups and
+    # the week, the two margins of the port x commodity table the attacker combines.
     rule = disclosure_rule(exchange.registry.get("flow_shipper_forecasts"))
     dimensions = FORECAST_COMMODITY_WEEK.dimensions
     forecasts = restricted(exchange, "SELECT * FROM curated.flow_shipper_forecasts WHERE horizon_weeks = 2")
     public = public_cells(exchange, FORECASTS, "teu_expected", dimensions, "horizon_weeks = 2")
     assert COMPLEMENTARY in public.column("suppression_reason").to_pylist()
+    levels = set(public.column("level").to_pylist())
+    assert levels == {"commodity_week", "port_week", "commodity_national_week", "week"}
     found = assert_no_attacker_pins_anything_down(
         attacked(forecasts, "teu_expected", dimensions), public, FORECAST_LEVELS, rule
     )
     assert any(bound.what.startswith("suppressed commodity_week") for bound in found)
+    assert any(bound.what.startswith("suppressed commodity_national_week") for bound in found)
 
 
 # LAX week 1: terminal T1 has two partners, T2, T3 and T4 three each (tests/test_disclosure.py's port).
@@ -402,9 +402,7 @@ TWO_MARGINS = [
 ]
 
 
-def test_national_commodity_totals_beside_port_totals_would_leak_so_commodities_are_published_per_port() -> (
-    None
-):
+def test_national_commodity_totals_published_beside_port_totals_are_audited_as_one_table() -> None:
     port, code, partner, value = (list(column) for column in zip(*TWO_MARGINS, strict=True))
     forecasts = pa.table(
         {
@@ -418,25 +416,24 @@ def test_national_commodity_totals_beside_port_totals_would_leak_so_commodities_
         }
     )
     contributions = forecasts.rename_columns({"teu_expected": "value"})
-    national = Level("commodity_week", ("horizon_weeks", "commodity_system", "commodity_code", "week"))
-    margins = (Hierarchy(FORECAST_PORT_WEEK, FORECAST_WEEK), Hierarchy(national, FORECAST_WEEK))
-    with pytest.raises(DisclosureError, match="sum of two child levels"):
-        protect(contributions, margins)
-    # Published by separate calls, P0 (who ships 87 and 94 through Savannah) reads off the
-    # suppressed national total of chapter 40.
-    ports = protect(contributions, margins[:1])
-    commodities = protect(contributions, margins[1:])
+    ports, national = FORECAST_LEVELS[1], FORECAST_LEVELS[2]
+    # Port totals and national commodity totals published by separate calls: P0 (who ships 87 and
+    # 94 through Savannah) reads off the suppressed national total of chapter 40, as neither call
+    # sees the other margin.
     both = pa.concat_tables(
-        [ports, commodities.filter(pc.field("level") == "commodity_week")], promote_options="default"
+        [
+            protect(contributions, (ports,)),
+            protect(contributions, (national,)).filter(pc.field("level") == "commodity_national_week"),
+        ],
+        promote_options="default",
     )
-    interior = Level("interior", FORECAST_COMMODITY_WEEK.dimensions)
-    hidden = (Hierarchy(interior, FORECAST_PORT_WEEK), Hierarchy(interior, national), margins[0])
-    pinned = [b for b in bounds(contributions, both, hidden, "P0") if b.high - b.low <= 1e-6]
+    pinned = [b for b in bounds(contributions, both, FORECAST_LEVELS, "P0") if b.high - b.low <= 1e-6]
     assert [(b.what, b.true) for b in pinned] == [
-        ("suppressed commodity_week (1, 'HS2', '40', '2024-W10')", 110.0)
+        ("suppressed commodity_national_week (1, 'HS2', '40', '2024-W10')", 110.0)
     ]
-    # The chain the forecasts are published as (commodity group within port -> port -> week) holds.
+    # Published as one table, the audit sees both margins and nothing is pinned down.
     public = forecast_weekly(forecasts, DisclosureRule()).rename_columns({"teu_expected": "value"})
+    assert "commodity_national_week" in public.column("level").to_pylist()
     assert_no_attacker_pins_anything_down(contributions, public, FORECAST_LEVELS, DisclosureRule())
 
 
