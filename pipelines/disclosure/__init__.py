@@ -37,11 +37,15 @@ that attacker, so a partner cannot undo a suppression by subtracting its own cel
 values are what make a suppressed cell's interval an interval, so contributions must be >= 0.
 
 Published cells carry ``contributors`` as a band (3-4, 5-9, 10+), never the exact count; a
-suppressed cell carries its reason and nothing else. Levels must form a chain, finest to coarsest: a
-level summing into two parents, or a parent summed from two child levels (the week from its ports and
-from its commodity groups), makes the margins of a two-dimensional table this rule does not protect
-(the attacker pins values in such tables), so both are refused; levels published from the same
-contributions by separate calls are a known gap. ``tests/test_disclosure.py`` plays the attacker with linear programs.
+suppressed cell carries its reason and nothing else. Levels must form a chain, finest to coarsest,
+or chains that meet only at their root: the margins of one two-dimensional table (commodity groups
+at a port -> ports -> week beside national commodity groups -> week). The group rule does not see
+how an attacker crosses two margins, so such a table is then audited with linear programs for the
+public and every partner, and cells are added until no value is pinned down
+(:mod:`pipelines.disclosure.audit`, which states its limits). A level summing into two parents, or
+a level below the root summed from two child levels, is refused; levels published from the same
+contributions by separate calls are a known gap (publish a table's margins in one call).
+``tests/test_disclosure.py`` plays the attacker with linear programs of its own.
 """
 
 from pipelines.disclosure.cells import Cell, CellId, Group, build_cells, build_groups
