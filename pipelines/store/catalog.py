@@ -41,7 +41,9 @@ from pipelines.store.catalog_tables import (
     runs,
     unit_conversions,
 )
+from pipelines.store.layout import Layout
 from pipelines.store.locks import file_lock
+from pipelines.store.sealing import TierKey, has_sealed_rows, open_row, seal_row
 
 
 def _write_run(db: Connection, values: Mapping[str, Any], details: Mapping[str, Any]) -> None:
@@ -155,11 +157,13 @@ def _create_tables(engine: Engine, url: str) -> None:
 
 
 class Catalog:
-    """The operational catalog at ``url`` (SQLite or PostgreSQL)."""
+    """The operational catalog at ``url`` (SQLite or PostgreSQL). ``keys``: the tiers whose release
+    tables' partition keys are sealed (pipelines.store.sealing), each with its key file."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keys: Mapping[str, TierKey] | None = None) -> None:
         self.url = url
         self.engine = _engine(url)
+        self.keys = dict(keys or {})
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -285,9 +289,11 @@ class Catalog:
         return dict(found) if found else None
 
     def release_tables(self, tier: str, number: int) -> list[dict[str, Any]]:
+        """The tables of a release, their sealed values opened (the one place they are read)."""
+        key = self.keys.get(tier)
         with self.begin() as db:
             return [
-                dict(r)
+                open_row(key, dict(r))
                 for r in db.execute(
                     sa.select(release_tables)
                     .where(release_tables.c.tier == tier, release_tables.c.number == number)
@@ -310,14 +316,19 @@ class Catalog:
         files: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Record a release, its tables, the data files it added and the runs that made it, in one
-        transaction: the release's commit point. A number taken meanwhile is an error."""
+        transaction: the release's commit point. A number taken meanwhile is an error. The tables'
+        partition keys are sealed here when the tier has a key (the one place they are written)."""
+        tier = release["tier"]
+        key = self.keys.get(tier)
         try:
             with self.begin() as db:
+                if key is not None:
+                    key.create(rows_sealed=has_sealed_rows(db, tier))
                 db.execute(releases.insert().values(**release))
                 if tables:
                     db.execute(
                         release_tables.insert(),
-                        [{"tier": release["tier"], "number": release["number"], **t} for t in tables],
+                        [seal_row(key, {"tier": tier, "number": release["number"], **t}) for t in tables],
                     )
                 if files:
                     db.execute(data_files.insert(), [{"removed": False, **f} for f in files])
@@ -372,5 +383,7 @@ class Catalog:
 
 
 def open_catalog(data_dir: Path, url: str | None = None) -> Catalog:
-    """The catalog of a data directory: ``url`` (``SCDX_CATALOG_URL``) or the SQLite file in it."""
-    return Catalog(url or os.environ.get("SCDX_CATALOG_URL") or default_url(data_dir))
+    """The catalog of a data directory: ``url`` (``SCDX_CATALOG_URL``) or the SQLite file in it;
+    the restricted tier's partition keys sealed with the key in that tier's directory."""
+    keys = {"restricted": TierKey("restricted", Layout(data_dir).catalog_key)}
+    return Catalog(url or os.environ.get("SCDX_CATALOG_URL") or default_url(data_dir), keys)

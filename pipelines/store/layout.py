@@ -10,6 +10,7 @@ versions/public/                 one small DuckDB file per release: views over i
 scdx.duckdb                      symlink to the current public release (what analysts open)
 catalog.sqlite                   the operational catalog: runs, releases, files (or SCDX_CATALOG_URL)
 restricted/                      the restricted tier's tables, releases and path (owner-only)
+restricted/catalog.key           the key sealing that tier's partition keys in the catalog
 locks/                           publish and dataset locks
 """
 
@@ -157,6 +158,11 @@ class Layout:
     def restricted_db(self) -> Path:
         """The restricted tier's database: never referenced by the public one, owner-only files."""
         return self.store("restricted").link
+
+    @property
+    def catalog_key(self) -> Path:
+        """The key sealing the restricted tier's partition keys in the catalog (pipelines.store.sealing)."""
+        return self.root / "restricted" / "catalog.key"
 
     def store(self, tier: str) -> VersionStore:
         """The version store of a tier ("public" or "restricted")."""
