@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pipelines.cli import app
 from pipelines.common.errors import UsageError
@@ -27,31 +27,35 @@ def schemas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return copy
 
 
-def _add(data_dir: Path, *extra: str) -> object:
+def _add_partner(partner_id: str, role: str, dataset: str, *extra: str) -> Result:
+    """`scdx partner add` as an operator types it."""
+    organisation = "Seventh Street Terminal Operations (constructed)"
     return CliRunner().invoke(
         app,
         [
             "partner",
             "add",
-            NEW_PARTNER,
+            partner_id,
             "--organisation",
-            "Seventh Street Terminal Operations (constructed)",
+            organisation,
             "--role",
-            "port_terminal",
+            role,
             "--dataset",
-            "flow_port_throughput",
-            "--data-dir",
-            str(data_dir),
+            dataset,
             *extra,
         ],
     )
+
+
+def _add(data_dir: Path) -> Result:
+    return _add_partner(NEW_PARTNER, "port_terminal", "flow_port_throughput", "--data-dir", str(data_dir))
 
 
 def test_partner_add_registers_the_partner_with_a_key_reference_and_no_key(
     schemas: Path, tmp_path: Path
 ) -> None:
     result = _add(tmp_path / "data")
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
     registry = yaml.safe_load((schemas / "partners.yaml").read_text())
     added = [p for p in registry["partners"] if p["id"] == NEW_PARTNER]
     assert added == [
@@ -77,51 +81,12 @@ def test_partner_add_refuses_a_duplicate_an_unknown_role_and_an_unknown_dataset(
     schemas: Path, tmp_path: Path
 ) -> None:
     before = (schemas / "partners.yaml").read_bytes()
-    duplicate = CliRunner().invoke(
-        app,
-        [
-            "partner",
-            "add",
-            "lax_pier_a_terminal",
-            "--organisation",
-            "Again",
-            "--role",
-            "port_terminal",
-            "--dataset",
-            "flow_port_throughput",
-        ],
-    )
+    duplicate = _add_partner("lax_pier_a_terminal", "port_terminal", "flow_port_throughput")
     assert isinstance(duplicate.exception, UsageError)
     assert "'lax_pier_a_terminal' is already registered" in str(duplicate.exception)
-    role = CliRunner().invoke(
-        app,
-        [
-            "partner",
-            "add",
-            "x_ops",
-            "--organisation",
-            "X",
-            "--role",
-            "railway",
-            "--dataset",
-            "flow_port_throughput",
-        ],
-    )
+    role = _add_partner("x_ops", "railway", "flow_port_throughput")
     assert isinstance(role.exception, UsageError) and "role 'railway' is not one of" in str(role.exception)
-    dataset = CliRunner().invoke(
-        app,
-        [
-            "partner",
-            "add",
-            "x_ops",
-            "--organisation",
-            "X",
-            "--role",
-            "shipper",
-            "--dataset",
-            "flow_cargo_secrets",
-        ],
-    )
+    dataset = _add_partner("x_ops", "shipper", "flow_cargo_secrets")
     assert isinstance(dataset.exception, UsageError) and "unknown datasets: flow_cargo_secrets" in str(
         dataset.exception
     )
@@ -132,7 +97,7 @@ def test_a_partner_added_and_keyed_by_the_cli_submits_and_is_ingested(
     schemas: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "data"
-    assert _add(data_dir).exit_code == 0  # type: ignore[attr-defined]
+    assert _add(data_dir).exit_code == 0
     rotated = CliRunner().invoke(app, ["partner", "rotate-key", NEW_PARTNER, "--data-dir", str(data_dir)])
     assert rotated.exit_code == 0, rotated.output
     key = rotated.stdout.strip()
