@@ -14,15 +14,14 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from devtools.local_pg import PostgresMissing, fresh_database
 from devtools.local_s3 import local_s3
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 SCHEMA_COLUMNS = (
     ("period", "DATE", "First day of the month."),
     ("hs_code", "VARCHAR", "Harmonized System heading."),
@@ -32,25 +31,13 @@ SCHEMA_COLUMNS = (
 
 
 @contextmanager
-def _database() -> Iterator[str]:
+def _bench_database() -> Iterator[str]:
     """A fresh PostgreSQL database for the bench's catalogs, dropped afterwards."""
-    import psycopg
-
-    name = f"scdx_bench_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise SystemExit(
-            f"the Iceberg bench needs PostgreSQL on 127.0.0.1:5432 (user postgres, database test): {exc}. "
-            "Start it with 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'."
-        ) from None
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with fresh_database("scdx_bench") as url:
+            yield url
+    except PostgresMissing as exc:
+        raise SystemExit(f"the Iceberg bench: {exc}") from None
 
 
 def _write_months(path: Path, months: int, rows_per_month: int, first_month: int, salt: int) -> None:
@@ -95,7 +82,7 @@ def run_iceberg_bench(rows: int, months: int = 120, repeats: int = 3) -> dict[st
         work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
 
         def new_store(name: str, keep: int) -> IcebergStore:
-            catalog = open_catalog(work, stack.enter_context(_database()))
+            catalog = open_catalog(work, stack.enter_context(_bench_database()))
             return IcebergStore(work / name, "public", catalog, f"s3://{bucket}/{name}", keep=keep)
 
         history = work / "history.parquet"

@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from devtools import PROJECT_ROOT
+from devtools.local_pg import PostgresMissing, fresh_database
 from devtools.local_s3 import S3Endpoint, local_s3
 from pipelines.common.settings import HttpPolicy, Settings
 from pipelines.contracts import Contract, Registry, load_registry
@@ -39,6 +41,35 @@ def catalog_runs(layout: Layout, dataset: str | None = None) -> list[dict[str, A
     from pipelines.store.tiers import catalog_of
 
     return sorted(catalog_of(layout).runs(dataset), key=lambda r: r["started_at"])
+
+
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test's catalogs (operational and Iceberg), dropped
+    afterwards; a generator: ``next()`` gives its URL, closing it drops the database."""
+    from pipelines.store.catalog import _engines
+
+    try:
+        with fresh_database() as url:
+            try:
+                yield url
+            finally:
+                engine = _engines.pop(url, None)
+                if engine is not None:
+                    engine.dispose()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc))
+
+
+@contextmanager
+def store_environment(env: Mapping[str, str]) -> Iterator[Layout]:
+    """This process set up as a subprocess given ``env`` was (store kind, catalog, object store),
+    for reading what it published; the layout of its data directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("SCDX_STORE_KIND", "SCDX_DATA_URL", "SCDX_CATALOG_URL"):
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield Layout(Path(env["SCDX_DATA_DIR"]))
 
 
 @pytest.fixture(scope="session")

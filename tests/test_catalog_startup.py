@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.store.catalog import open_catalog
-from tests.test_store_conformance import _postgres_database
+from tests.conftest import postgres_database
 
 WORKERS = 6
 
@@ -25,7 +25,7 @@ def catalog_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
     else:
-        yield from _postgres_database()
+        yield from postgres_database()
 
 
 @pytest.mark.parametrize("round_", range(3))

@@ -1,6 +1,7 @@
 """A real Celery cluster on this machine: PostgreSQL metadata (a fresh database), the Redis broker
 (a db index of its own), api-server, scheduler, dag-processor and two ``airflow celery worker``
-processes standing for two hosts. Four ingest DAGs are triggered at once, then the marts; one
+processes standing for two hosts, each with a scratch directory of its own; the data root is on the
+local S3 API (moto on 127.0.0.1) and the releases are Iceberg snapshots in a PostgreSQL catalog. Four ingest DAGs are triggered at once, then the marts; one
 worker is SIGKILLed while it runs a task (the FAF5 download, held open by the replay server), and
 Airflow retries that task on the other. The release the cluster publishes must equal what one
 machine's ``scdx refresh`` publishes from the same recordings: nothing lost, nothing doubled.
@@ -15,21 +16,23 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from devtools import PROJECT_ROOT
-from devtools.release_checks import checksums
+from devtools.airflow_cluster import SCDX, AirflowCluster, celery_env
+from devtools.local_s3 import S3Endpoint
+from devtools.release_checks import CROSS_STORE_DIGITS, checksums
 from pipelines.contracts import load_registry
 from pipelines.replay.server import Fault, ReplayServer
+from pipelines.store.tiers import catalog_of, open_current
 
-from .airflow_cluster import SCDX, AirflowCluster, celery_env
-from .conftest import RECORDINGS, SCHEMAS
+from .conftest import RECORDINGS, SCHEMAS, postgres_database, store_environment
 
 pytestmark = pytest.mark.airflow
 
@@ -46,29 +49,30 @@ REDIS_DB = 13  # the cluster's own index on the shared Redis; only it is flushed
 LOGICAL_DATE = "2026-04-20T00:00:00+00:00"
 
 
-def data_root_env(root: Path) -> dict[str, str]:
-    """Where every process of the cluster (and the single-machine run) keeps its data.
-
-    For now a local data dir the processes share (they run on one machine). When the object-store
-    data root and the Iceberg store land, this returns ``SCDX_DATA_URL`` (s3:// on the local S3 API,
-    ``python -m devtools.local_s3``) and ``SCDX_CATALOG_URL`` (a PostgreSQL database) instead, and
-    ``release_checksums``, ``duplicate_keys`` and ``published_runs`` read through that store;
-    nothing else here changes.
-    """
-    return {"SCDX_DATA_DIR": str(root / "data")}
+def cluster_env(root: Path, s3: S3Endpoint, catalog_url: str) -> dict[str, str]:
+    """Where every process of the cluster keeps its data, as on several hosts: the data root on the
+    local S3 API (raw, staged, quarantine, reports and the Iceberg warehouse), releases and runs in
+    a PostgreSQL catalog; each process's SCDX_DATA_DIR is its scratch space only."""
+    return {
+        **s3.environment(),
+        "SCDX_DATA_DIR": str(root / "scratch"),
+        "SCDX_STORE_KIND": "iceberg",
+        "SCDX_DATA_URL": f"s3://{s3.create_bucket()}/scdx",
+        "SCDX_CATALOG_URL": catalog_url,
+    }
 
 
 def release_checksums(env: dict[str, str]) -> dict[str, tuple[int, int]]:
     """Every curated table and mart of the current release: (rows, order-free row-hash sum)."""
-    with duckdb.connect(str(Path(env["SCDX_DATA_DIR"]) / "scdx.duckdb"), read_only=True) as con:
-        return checksums(con)
+    with store_environment(env) as layout, open_current(layout) as con:
+        return checksums(con, significant=CROSS_STORE_DIGITS)
 
 
 def duplicate_keys(env: dict[str, str]) -> dict[str, int]:
     """Per dataset, the rows sharing a primary key with another row (0 everywhere when nothing doubled)."""
     registry = load_registry(SCHEMAS)
     out = {}
-    with duckdb.connect(str(Path(env["SCDX_DATA_DIR"]) / "scdx.duckdb"), read_only=True) as con:
+    with store_environment(env) as layout, open_current(layout) as con:
         for dataset in DATASETS:
             key = ", ".join(registry.get(dataset).primary_key)
             (extra,) = con.execute(
@@ -80,10 +84,9 @@ def duplicate_keys(env: dict[str, str]) -> dict[str, int]:
 
 def published_runs(env: dict[str, str]) -> dict[str, int]:
     """Per dataset, how many runs published (a task retried after a kill must not publish twice)."""
-    from pipelines.store.catalog import open_catalog
-
-    catalog = open_catalog(Path(env["SCDX_DATA_DIR"]))
-    return {d: len(catalog.runs(dataset=d, status="published")) for d in DATASETS}
+    with store_environment(env) as layout:
+        catalog = catalog_of(layout)
+        return {d: len(catalog.runs(dataset=d, status="published")) for d in DATASETS}
 
 
 @dataclass
@@ -137,14 +140,9 @@ def _running_on(airflow: AirflowCluster, dag_id: str, run_id: str, task_id: str)
     )
 
 
-def _worker_ready(home: Path, name: str) -> bool:
-    """Celery logs "<node name> ready." once the worker consumes from the broker."""
-    log = home / f"worker-{name}.log"
-    return log.exists() and f"{name}@" in (text := log.read_text(errors="replace")) and " ready." in text
-
-
 def _single_machine(root: Path, replay: ReplayServer) -> dict[str, tuple[int, int]]:
-    env = {"SCDX_SCHEMAS_DIR": str(SCHEMAS), **data_root_env(root / "one-machine")}
+    """What one machine's default (a local data dir and store) publishes from the recordings."""
+    env = {"SCDX_SCHEMAS_DIR": str(SCHEMAS), "SCDX_DATA_DIR": str(root / "one-machine")}
     result = subprocess.run(
         [SCDX, "refresh", *DATASETS, "--replay-url", replay.url],
         env={**os.environ, **env},
@@ -193,7 +191,7 @@ def _drive(airflow: AirflowCluster, replay: ReplayServer) -> tuple[dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def celery_round(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
+def celery_round(s3_endpoint: S3Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
     import redis
 
     root = tmp_path_factory.mktemp("celery")
@@ -206,13 +204,14 @@ def celery_round(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
         )
     home = root / "airflow"
     home.mkdir()
-    with ReplayServer(RECORDINGS) as replay:
+    catalogs = postgres_database()  # the scdx catalog (releases, runs, Iceberg tables); dropped after
+    with ReplayServer(RECORDINGS) as replay, closing(catalogs):
         single_machine = _single_machine(root, replay)
         replay.faults.add(Fault(path=HELD_PATH, mode="stall", delay_s=900))
         env = {
             "SCDX_SCHEMAS_DIR": str(SCHEMAS),
             "SCDX_REPLAY_URL": replay.url,
-            **data_root_env(root / "cluster"),
+            **cluster_env(root / "cluster", s3_endpoint, next(catalogs)),
         }
         database = f"scdx_celery_{secrets.token_hex(4)}"  # dropped by airflow.stop()
         airflow = AirflowCluster(
@@ -234,9 +233,9 @@ def celery_round(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Round]:
         try:
             started = time.monotonic()
             airflow.start()
-            for name in WORKERS:
-                airflow.start_worker(name)
-            _wait(airflow, lambda: all(_worker_ready(home, name) for name in WORKERS))
+            for name in WORKERS:  # each "host" its own scratch directory: no local disk is shared
+                airflow.start_worker(name, {"SCDX_DATA_DIR": str(root / "cluster" / name)})
+            _wait(airflow, lambda: all(airflow.worker_ready(name) for name in WORKERS))
             up = time.monotonic() - started
             outcome, victim = _drive(airflow, replay)
             yield Round(

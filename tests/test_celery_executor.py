@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .airflow_cluster import AIRFLOW
+from devtools.airflow_cluster import AIRFLOW
 
 REDIS_DB = 12  # this test's own index on the shared Redis; only it is flushed
 

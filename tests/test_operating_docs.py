@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from devtools import PROJECT_ROOT
-
-from .airflow_cluster import AirflowCluster
+from devtools.airflow_cluster import AirflowCluster
 
 README = PROJECT_ROOT / "README.md"
 

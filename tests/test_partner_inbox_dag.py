@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.airflow_cluster import AirflowCluster
 from pipelines.orchestration.inbox import submit
 from pipelines.replay.flow_generate import write_submissions
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current
 
-from .airflow_cluster import AirflowCluster
 from .test_airflow import DAGS, _last_json, _python, airflow_env  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.airflow

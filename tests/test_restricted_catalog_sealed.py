@@ -27,8 +27,7 @@ from pipelines.store.layout import Layout
 from pipelines.store.sealing import CatalogKeyError
 from pipelines.store.tiers import catalog_of, open_current, open_store
 
-from .conftest import RECORDINGS, SCHEMAS
-from .test_store_conformance import _postgres_database
+from .conftest import RECORDINGS, SCHEMAS, postgres_database
 
 THROUGHPUT = "curated.flow_port_throughput"
 
@@ -117,7 +116,7 @@ def test_the_public_tiers_release_tables_stay_plain_json(sqlite_exchange: Settin
 
 @pytest.fixture
 def postgres_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, str]]:
-    databases = _postgres_database()
+    databases = postgres_database()
     url = next(databases)
     monkeypatch.setenv("SCDX_CATALOG_URL", url)
     yield _exchange(tmp_path / "data"), url

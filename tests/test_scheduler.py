@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from devtools import PROJECT_ROOT
+from devtools.airflow_cluster import AirflowCluster
 from pipelines.replay.server import ReplayServer
 
-from .airflow_cluster import AirflowCluster
 from .conftest import RECORDINGS, SCHEMAS
 
 pytestmark = pytest.mark.airflow

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +21,8 @@ import pytest
 from devtools.release_checks import checksums
 from pipelines.common.faults import FAULT_ENV
 from pipelines.store import DamagedRelease, StoreError
-from pipelines.store.catalog import _engines
 
+from .conftest import postgres_database
 from .store_helpers import (
     current_release,
     damage_file,
@@ -39,39 +38,12 @@ from .store_helpers import (
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PUBLISH_STEPS = (
     "publish:before_commit",
     "publish:before_catalog",
     "publish:before_swap",
     "publish:after_swap",
 )
-
-
-def _postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test's catalog, dropped afterwards."""
-    import psycopg
-
-    name = f"scdx_conformance_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is needed on 127.0.0.1:5432 (user postgres, database test, trust auth) for the "
-            f"catalog conformance run: {exc}. Start it with "
-            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'."
-        )
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_SERVER}/{name}"
-    try:
-        yield url
-    finally:
-        engine = _engines.pop(url, None)
-        if engine is not None:
-            engine.dispose()
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _store_environment(
@@ -84,7 +56,7 @@ def _store_environment(
         bucket = request.getfixturevalue("s3_bucket")  # sets the AWS_* variables for this test
         monkeypatch.setenv("SCDX_DATA_URL", f"s3://{bucket}/scdx")
     if catalog == "postgresql":
-        databases = _postgres_database()
+        databases = postgres_database()
         monkeypatch.setenv("SCDX_CATALOG_URL", next(databases))
         yield
         next(databases, None)

@@ -89,10 +89,11 @@ def lineage(
     the runs whose rows it holds and their files (agency URL without secrets, sha256)."""
     from pipelines.marts.lineage import source_tables, table_lineage
     from pipelines.store.layout import Layout
+    from pipelines.store.tiers import is_published
 
     settings = cli_settings(data_dir)
     layout = Layout(settings.data_dir)
-    if not layout.store(tier_name(restricted)).link.exists():
+    if not is_published(layout, tier_name(restricted)):
         raise UsageError(f"lineage: nothing published yet in {settings.data_dir} (run `scdx refresh` first)")
     rows = table_lineage(layout, table, tier_name(restricted))
     if not rows:

@@ -138,23 +138,28 @@ def run_query(
     limit: int | None = None,
     out: Path | None = None,
     title: str | None = None,
+    release: int | None = None,
 ) -> None:
-    """Run one read-only statement against the current public release and print or write it."""
+    """Run one read-only statement against the current public release (or the kept release
+    ``release``) and print or write it."""
+    from pipelines.store import StoreError
     from pipelines.store.layout import Layout
-    from pipelines.store.tiers import open_public  # with the catalog's SQLAlchemy: only when needed
+    from pipelines.store.tiers import is_published, open_public  # with SQLAlchemy: only when needed
 
     statement = _statement(sql)
     layout = Layout(settings.data_dir)
-    if not layout.public_db.exists():
+    if not is_published(layout):
         raise UsageError(f"query: nothing published yet in {settings.data_dir} (run `scdx refresh` first)")
-    with open_public(layout) as con:
-        try:
+    try:
+        with open_public(layout, release) as con:
             if fmt is Format.table:
                 rows_table(con, statement, TABLE_ROWS if limit is None else limit, title)
             else:
                 _copy(con, statement, fmt, limit, out)
-        except duckdb.Error as exc:
-            raise UsageError(f"query: {duckdb_message(exc)}") from None
+    except duckdb.Error as exc:
+        raise UsageError(f"query: {duckdb_message(exc)}") from None
+    except StoreError as exc:  # a release not kept (or never made)
+        raise UsageError(f"query: {exc}") from None
 
 
 def _format_of(fmt: Format | None, out: Path | None) -> Format:
@@ -187,12 +192,20 @@ def query(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the result to this file.")] = None,
+    release: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Query this kept release (its number in `scdx publish list`) instead of the current one.",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
 ) -> None:
-    """Run a read-only SQL query against the current release of the curated tables and marts.
+    """Run a read-only SQL query against the current release of the curated tables and marts
+    (or an earlier kept release, with --release).
 
     Tables show numbers right-aligned with separators and say how many rows are left out; csv, json
     and parquet are written by DuckDB, whole, unwrapped and unstyled. A query that fails or would
     change the data ends with one line and exit code 2."""
     settings = cli_settings(data_dir)
-    run_query(settings, sql, _format_of(fmt, out), limit, out)
+    run_query(settings, sql, _format_of(fmt, out), limit, out, release=release)

@@ -57,10 +57,10 @@ def _release_state(
     layout: Layout, registry: Registry, recordings_dir: Path | None
 ) -> tuple[dict[str, DatasetState], list[MartState], list[dict[str, Any]]]:
     """Each dataset's and mart's state, and the meta.* tables, in the current public release."""
-    from pipelines.store.tiers import open_public
+    from pipelines.store.tiers import is_published, open_public
 
     marts = load_marts()
-    if not layout.public_db.exists():
+    if not is_published(layout):
         return (
             {name: DatasetState() for name in registry.contracts},
             [mart_state(None, m, set()) for m in marts],

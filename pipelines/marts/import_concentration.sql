@@ -80,8 +80,9 @@ summary AS (
            any_value(hs_description) AS hs_description,
            bool_and(total_is_reported) AS total_is_reported,
            count(*) FILTER (WHERE value_usd > 0) AS supplier_countries,
-           arg_max(country_name, value_usd) AS top_supplier,
-           arg_max(country_code, value_usd) AS top_supplier_code,
+           -- a tie in value goes to the first country code: the same answer whatever the row order
+           first(country_name ORDER BY value_usd DESC, country_code) AS top_supplier,
+           first(country_code ORDER BY value_usd DESC, country_code) AS top_supplier_code,
            max(share) * 100 AS top_supplier_share_pct,
            round(sum(share * share) * 10000, 1) AS hhi,
            coalesce(sum(share) FILTER (WHERE is_feoc), 0) * 100 AS feoc_share_pct,

@@ -8,7 +8,8 @@
 --   (0-10,000). FEOC share = share of production from the covered nations in ref_feoc_countries
 --   (China, Russia, Iran, North Korea), matched on ISO alpha-2. Net import reliance is the latest year
 --   USGS published for the mineral (the mineral's salient table before the Figure 2 summary when both
---   give that year), kept as published (">95", "E") beside its number and qualifier: "more_than"
+--   give that year; the highest when several of its commodities do, as platinum and palladium for the
+--   platinum-group metals), kept as published (">95", "E") beside its number and qualifier: "more_than"
 --   means the number is a lower bound, "less_than" an upper bound, "net_exporter" no reliance.
 -- column: mineral: Critical mineral (USGS name).
 -- column: production_year: Year of the production figures used.
@@ -47,7 +48,9 @@ shares AS (
 ),
 summary AS (
     SELECT mineral, measure, any_value(year) AS year, count(*) AS countries, sum(value_t) AS total_t,
-           arg_max(country_name, share) AS top_country, arg_max(country_iso, share) AS top_iso,
+           -- ties in share go to the first country by name: the same answer whatever the row order
+           first(country_name ORDER BY share DESC, country_name) AS top_country,
+           first(country_iso ORDER BY share DESC, country_name) AS top_iso,
            round(100 * max(share), 2) AS top_share_pct,
            round(10000 * sum(share * share), 1) AS hhi,
            round(100 * coalesce(sum(share) FILTER (WHERE is_feoc), 0), 2) AS feoc_share_pct
@@ -56,7 +59,8 @@ summary AS (
 reliance AS (
     SELECT mineral, net_import_reliance_pct, value_qualifier, published_value, year,
            row_number() OVER (
-               PARTITION BY mineral ORDER BY year DESC, edition DESC, (source_table = 'salient') DESC
+               PARTITION BY mineral ORDER BY year DESC, edition DESC, (source_table = 'salient') DESC,
+                   net_import_reliance_pct DESC NULLS LAST, published_value
            ) AS pick
     FROM curated.usgs_mineral_salient
     WHERE measure = 'net_import_reliance' AND mineral IS NOT NULL AND published_value IS NOT NULL

@@ -124,7 +124,7 @@ workforce AS (
 ),
 logistics AS (
     SELECT sctg2, top.mode AS dominant_mode, top.code AS mode_code, dominant_mode_share_pct, commodity
-    FROM (SELECT sctg2, arg_max({'mode': mode, 'code': domestic_mode}, value_share_pct) AS top,
+    FROM (SELECT sctg2, first({'mode': mode, 'code': domestic_mode} ORDER BY value_share_pct DESC, domestic_mode) AS top,
                  max(value_share_pct) AS dominant_mode_share_pct, any_value(commodity) AS commodity
           FROM marts.freight_exposure GROUP BY sctg2)
 ),

@@ -190,6 +190,14 @@ def write_partner_extract(
 ) -> Path:
     """Write ``partner_id``'s extract from the current releases; its path. An unknown partner is
     refused (ContractError naming it)."""
+    from pipelines.store.kinds import store_kind
+
+    if store_kind() != "local":
+        # Extracts are cut from the release files of the local store (ATTACH); see docs/scaling.md.
+        raise StoreError(
+            f"extract of {partner_id}: partner extracts are cut from the local store's release files; "
+            f"SCDX_STORE_KIND={store_kind()} has none. Run `scdx partner extract` where the local store is kept"
+        )
     registry = partners if partners is not None else load_partners(settings.schemas_dir)
     partner = registry.get(partner_id)
     layout = Layout(settings.data_dir)

@@ -31,7 +31,7 @@ from pipelines.report.release import (
     table_releases,
 )
 from pipelines.store.layout import Layout
-from pipelines.store.tiers import open_public
+from pipelines.store.tiers import is_published, open_public
 
 __all__ = ["CHARTS", "WHEN_PUBLISHED", "ReportError", "write_report"]
 
@@ -130,7 +130,7 @@ def write_report(settings: Settings, out_dir: Path) -> Path:
     Raises ReportError when nothing is published yet in the data directory.
     """
     layout = Layout(settings.data_dir)
-    if not layout.public_db.exists():
+    if not is_published(layout):
         raise ReportError(
             f"nothing published yet in {settings.data_dir}: run `scdx refresh` (or `scdx demo`) first"
         )

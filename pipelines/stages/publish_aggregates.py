@@ -30,7 +30,7 @@ from pipelines.stages.flow_aggregates import (
 )
 from pipelines.store import Draft, Release
 from pipelines.store.layout import Layout
-from pipelines.store.tiers import open_current, open_store
+from pipelines.store.tiers import is_published, open_current, open_store
 
 log = logging.getLogger("scdx.aggregates")
 
@@ -73,7 +73,7 @@ class AggregatesPublished:
 
 def _restricted_rows(layout: Layout) -> dict[str, pa.Table]:
     """The partner tables of the current restricted release (those published so far)."""
-    if not layout.store("restricted").link.exists():
+    if not is_published(layout, "restricted"):
         return {}
     found = {}
     with open_current(layout, "restricted") as con:

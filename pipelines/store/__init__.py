@@ -28,6 +28,8 @@ from pipelines.common.errors import ScdxError
 if TYPE_CHECKING:
     import duckdb
 
+    from pipelines.store.catalog import Catalog
+
 
 class StoreError(ScdxError):
     """A release could not be made or read; what is published stays as it was."""
@@ -159,6 +161,7 @@ class ReleaseStore(Protocol):
     """Releases of one access tier: publish a change, read a release, list, roll back, verify, prune."""
 
     tier: str
+    catalog: Catalog  # the operational catalog the releases and runs are recorded in
 
     def publish(
         self,
@@ -196,6 +199,11 @@ class ReleaseStore(Protocol):
 
     def prune(self, keep: int) -> list[int]:
         """Keep the newest ``keep`` releases; returns the numbers no longer kept."""
+        ...
+
+    def heal(self) -> None:
+        """Finish what a publisher killed after its commit left undone (what readers are pointed
+        at), unless a publish holds the tier now."""
         ...
 
 

@@ -46,10 +46,11 @@ from pipelines.store.iceberg_io import (
     open_iceberg_catalog,
     publish_lock,
     register_files,
+    try_publish_lock,
 )
 from pipelines.store.iceberg_retention import expire_unreferenced
 from pipelines.store.iceberg_tables import IcebergTable
-from pipelines.store.release_file import comment_views
+from pipelines.store.release_file import comment_views, create_meta, meta_rows
 
 log = logging.getLogger("scdx.store")
 
@@ -156,6 +157,9 @@ class IcebergStore:
         for table in tables.values():
             register_files(con, table.name, table.files, table.schema, self.space.reader)
         comment_views(con, {name: t.schema for name, t in tables.items()})
+        # meta.* as the local store's release file holds them, from the catalog as of this release.
+        meta, _ = meta_rows(self.catalog, self.tier, {name: t.runs for name, t in tables.items()}, row)
+        create_meta(con, meta)
         return con
 
     # --- publishing -----------------------------------------------------------------------------
@@ -248,12 +252,15 @@ class IcebergStore:
             "run_ids": dumps(list(run_ids)),
             "changed": dumps(draft.changed),
             "table_rows": dumps({name: t.rows for name, t in sorted(draft.stored_tables.items())}),
-            "contract_versions": dumps({}),
             "previous": current["number"] if current else None,
             "restored": restored,
             "file": None,
             "kept": True,
         }
+        held = {name: t.runs for name, t in draft.stored_tables.items()}
+        release_row["contract_versions"] = dumps(
+            meta_rows(self.catalog, self.tier, held, release_row, runs)[1]
+        )
         faults.crash_point("publish:before_catalog")
         self.catalog.commit_release(
             release_row,
@@ -266,6 +273,15 @@ class IcebergStore:
         faults.crash_point("publish:after_swap")
         self._prune(self.keep)
         return self._release(self.catalog.release(self.tier, draft.number) or release_row)
+
+    def heal(self) -> None:
+        """Move each table's main branch to the latest release, unless a publish holds the tier (it
+        moves them as it commits): a publisher killed between its commit and its swap leaves
+        engines reading the branches (Spark, Trino) one release behind until this runs."""
+        with try_publish_lock(self.catalog.engine, self.tier, self.space.namespace) as locked:
+            current = self.catalog.latest_release(self.tier)
+            if locked and current is not None:
+                self._swap(self.tables_of(current["number"]).values())
 
     def _swap(self, tables: Iterable[IcebergTable]) -> None:
         """Each table's main branch at the release's snapshot (what engines reading the catalog see)."""

@@ -26,8 +26,9 @@ import duckdb
 from pipelines.common.settings import duckdb_config
 from pipelines.common.sql import literal_list, quote_name
 from pipelines.store import StoreError, TableInfo, TableSchema
-from pipelines.store.iceberg_io import DataFileReader, ObjectStore, drop_view, register_files
+from pipelines.store.iceberg_io import DataFileReader, ObjectStore, register_files
 from pipelines.store.iceberg_tables import DataFile, IcebergTable, runs_after
+from pipelines.store.segments import drop_relation
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -104,6 +105,7 @@ class IcebergDraft:
 
     def _view(self, table: IcebergTable) -> None:
         if self._con is not None:
+            drop_relation(self._con, table.name)  # a table a change built here (a mart, a reference list)
             register_files(self._con, table.name, table.files, table.schema, self.space.reader)
 
     def scratch(self) -> Path:
@@ -302,7 +304,7 @@ class IcebergDraft:
         if self._tables.pop(name, None) is not None:
             self._changed.add(name)
             if self._con is not None:
-                drop_view(self._con, name)
+                drop_relation(self._con, name)
 
     def _put(self, table: IcebergTable) -> None:
         self._tables[table.name] = table

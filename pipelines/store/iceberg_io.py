@@ -220,19 +220,37 @@ def register_files(
         return
     handle = f"_files_{schema_name}_{table}"
     con.register(handle, reader.dataset(files))
-    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {quote_name(handle)}")
+    # Iceberg has no 8- or 16-bit integers and keeps its own decimal and time types: the view
+    # gives analysts the published table's types, as the local store's release file does.
+    columns = ", ".join(
+        f"CAST({quote_name(c.name)} AS {c.type}) AS {quote_name(c.name)}" for c in schema.columns
+    )
+    con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT {columns} FROM {quote_name(handle)}")
 
 
-def drop_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    schema, table = name.split(".", 1)
-    con.execute(f"DROP VIEW IF EXISTS {quote_name(schema)}.{quote_name(table)}")
+@contextmanager
+def try_publish_lock(engine: sa.Engine, tier: str, namespace: str) -> Iterator[bool]:
+    """The publish lock of :func:`publish_lock` if it is free now; yields whether it was taken."""
+    key = _lock_key(tier, namespace)
+    with engine.connect() as session:
+        taken = bool(session.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+        try:
+            yield taken
+        finally:
+            if taken:
+                session.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            session.commit()
+
+
+def _lock_key(tier: str, namespace: str) -> int:
+    return zlib.crc32(f"scdx-iceberg:{namespace}:{tier}".encode())
 
 
 @contextmanager
 def publish_lock(engine: sa.Engine, tier: str, namespace: str) -> Iterator[None]:
     """One publisher at a time per tier and namespace, across hosts: a PostgreSQL advisory lock,
     held by a session (a killed publisher's session ends, and its lock with it)."""
-    key = zlib.crc32(f"scdx-iceberg:{namespace}:{tier}".encode())
+    key = _lock_key(tier, namespace)
     with engine.connect() as session:
         session.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
         try:

@@ -9,6 +9,7 @@ drift), each column commented too. Written once, read-only afterwards.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,15 +191,25 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, rows: Sequence[Mapping[st
         con.unregister("scdx_meta_rows")
 
 
-def _meta_rows(
+def meta_rows(
     catalog: Catalog,
     tier: str,
-    tables: Mapping[str, tuple[StoredTable, str]],
+    held: Mapping[str, Mapping[str, Sequence[str]]],
     release: Mapping[str, Any],
-    pending: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    pending: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]] = (),
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
-    """Every meta.* table's rows for this release, from the catalog and the runs being recorded now."""
-    tier_runs = {r["run_id"]: r for r in catalog.rows_of(runs, runs.c.tier == tier)}
+    """Every meta.* table's rows for release ``release``, from the catalog as of that release and
+    the runs being recorded with it (``pending``); and each dataset's contract version.
+
+    ``held``: per table of the release, which runs' rows it holds (run -> partition keys). A
+    release already committed (read back later, as the Iceberg store does) sees the releases
+    before it and the runs that started before it, as its file would have shown them."""
+    number, created_at = release["number"], release["created_at"]
+    tier_runs = {
+        r["run_id"]: r
+        for r in catalog.rows_of(runs, runs.c.tier == tier)
+        if _utc(r["started_at"]) <= _utc(created_at)
+    }
     details: dict[str, Mapping[str, Any]] = {}
     for values, run_details in pending:
         tier_runs[values["run_id"]] = {**tier_runs.get(values["run_id"], {}), **values}
@@ -238,16 +249,22 @@ def _meta_rows(
             out["run_files"].append(record)
             files_by_run.setdefault(values["run_id"], []).append(record)
     for row in catalog.releases(tier):
-        out["publishes"].append(_publish_row(row))
-    out["publishes"].append(_publish_row({**release, "kept": True, "contract_versions": dumps(versions)}))
-    for name, (held, _) in sorted(tables.items()):
-        for run_id, keys in held.runs().items():
+        if row["number"] < number:
+            out["publishes"].append(_publish_row(row))
+    out["publishes"].append(_publish_row({"kept": True, **release, "contract_versions": dumps(versions)}))
+    for name, table_runs in sorted(held.items()):
+        for run_id, keys in table_runs.items():
             out["partition_runs"].extend(
                 {"table_name": name, "partition_key": k, "run_id": run_id} for k in keys
             )
             for row in files_by_run.get(run_id, ()):
-                out["lineage"].append({"version": release["number"], "table_name": name, **row})
+                out["lineage"].append({"version": number, "table_name": name, **row})
     return out, versions
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; the catalog writes them in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _publish_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,6 +294,19 @@ def comment_views(con: duckdb.DuckDBPyConnection, schemas: Mapping[str, TableSch
             )
 
 
+def create_meta(con: duckdb.DuckDBPyConnection, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    """The meta.* tables in ``con`` (schema meta exists), every table and column commented, with ``rows``."""
+    for name, (comment, columns) in META.items():
+        ddl = ", ".join(f"{quote_name(c)} {t}" for c, t, _ in columns)
+        con.execute(f"CREATE TABLE meta.{quote_name(name)} ({ddl})")
+        con.execute(f"COMMENT ON TABLE meta.{quote_name(name)} IS {quote_literal(comment)}")
+        for column_name, _, text in columns:
+            con.execute(
+                f"COMMENT ON COLUMN meta.{quote_name(name)}.{quote_name(column_name)} IS {quote_literal(text)}"
+            )
+        _insert(con, name, rows[name])
+
+
 def write_release_file(
     path: Path,
     catalog: Catalog,
@@ -289,7 +319,8 @@ def write_release_file(
 
     ``tables``: name -> (table, the SELECT of its view). Returns each dataset's contract version.
     """
-    meta, contract_versions = _meta_rows(catalog, tier, tables, release, pending)
+    held = {name: table.runs() for name, (table, _) in tables.items()}
+    meta, contract_versions = meta_rows(catalog, tier, held, release, pending)
     with duckdb.connect(str(path), config=duckdb_config()) as con:
         con.execute("BEGIN TRANSACTION")
         for schema in ("curated", "marts", "meta"):
@@ -299,15 +330,7 @@ def write_release_file(
             target = f"{quote_name(schema)}.{quote_name(local)}"
             con.execute(f"CREATE VIEW {target} AS {select}")
         comment_views(con, {name: table.schema for name, (table, _) in tables.items()})
-        for name, (comment, columns) in META.items():
-            ddl = ", ".join(f"{quote_name(c)} {t}" for c, t, _ in columns)
-            con.execute(f"CREATE TABLE meta.{quote_name(name)} ({ddl})")
-            con.execute(f"COMMENT ON TABLE meta.{quote_name(name)} IS {quote_literal(comment)}")
-            for column_name, _, text in columns:
-                con.execute(
-                    f"COMMENT ON COLUMN meta.{quote_name(name)}.{quote_name(column_name)} IS {quote_literal(text)}"
-                )
-            _insert(con, name, meta[name])
+        create_meta(con, meta)
         con.execute("COMMIT")
         con.execute("CHECKPOINT")
     return contract_versions

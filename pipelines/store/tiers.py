@@ -12,10 +12,10 @@ import duckdb
 
 from pipelines.common.sql import quote_identifier
 from pipelines.contracts import Contract
-from pipelines.store import StoreError
+from pipelines.store import ReleaseStore, StoreError
 from pipelines.store.catalog import Catalog, open_catalog
+from pipelines.store.kinds import open_release_store, store_kind
 from pipelines.store.layout import Layout
-from pipelines.store.local import LocalStore
 
 
 def tier_of(contract: Contract) -> str:
@@ -28,33 +28,48 @@ def catalog_of(layout: Layout) -> Catalog:
     return open_catalog(layout.root)
 
 
-def open_store(layout: Layout, tier: str = "public", keep_versions: int = 10) -> LocalStore:
-    """The release store of a tier under the data directory."""
-    return LocalStore(layout.root, layout.store(tier), catalog_of(layout), keep_versions)
+def open_store(layout: Layout, tier: str = "public", keep_versions: int = 10) -> ReleaseStore:
+    """The release store of a tier, of the kind ``SCDX_STORE_KIND`` names (local by default)."""
+    return open_release_store(layout.root, tier, keep_versions)
+
+
+def is_published(layout: Layout, tier: str = "public") -> bool:
+    """Whether the tier has a current release."""
+    if store_kind() == "local":
+        return layout.store(tier).link.exists()
+    return open_store(layout, tier).current() is not None
 
 
 @contextmanager
-def open_current(layout: Layout, tier: str = "public") -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the tier's current release (what an analyst gets)."""
-    link = layout.store(tier).link
-    if not link.exists():
-        raise StoreError(f"nothing published yet in the {tier} tier ({link})")
-    con = duckdb.connect(str(link), read_only=True)
+def open_current(
+    layout: Layout, tier: str = "public", release: int | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the tier's current release (what an analyst gets), or to the kept
+    release number ``release``."""
+    if store_kind() == "local" and release is None:
+        # The release file the tier's path points at: no catalog to open for a read.
+        link = layout.store(tier).link
+        if not link.exists():
+            raise StoreError(f"nothing published yet in the {tier} tier ({link})")
+        con = duckdb.connect(str(link), read_only=True)
+    else:
+        con = open_store(layout, tier).connect(release)
     try:
         yield con
     finally:
         con.close()
 
 
-def open_public(layout: Layout) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-    """A read-only connection to the current public release (a context manager)."""
-    return open_current(layout, "public")
+def open_public(
+    layout: Layout, release: int | None = None
+) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the current public release, or to release ``release`` (a context manager)."""
+    return open_current(layout, "public", release)
 
 
 def last_published(layout: Layout, contract: Contract, field_name: str) -> date | None:
     """The greatest value of ``field_name`` in the dataset's current curated table, or None."""
-    link = layout.store(tier_of(contract)).link
-    if not link.exists():
+    if not is_published(layout, tier_of(contract)):
         return None
     with open_current(layout, tier_of(contract)) as con:
         exists = con.execute(

@@ -1,4 +1,4 @@
-"""A real Airflow 3 deployment for tests: PostgreSQL metadata DB, api-server, scheduler and
+"""A real Airflow 3 deployment for the tests and the workers bench: PostgreSQL metadata DB, api-server, scheduler and
 dag-processor as separate processes with the LocalExecutor (see shared/notes/airflow-real-scheduler.md),
 or with the CeleryExecutor and Celery workers on a Redis broker (``celery_env``, ``start_worker``).
 
@@ -20,13 +20,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from devtools import PROJECT_ROOT
+
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 SCDX = str(Path(sys.executable).parent / "scdx")
@@ -132,9 +133,10 @@ class AirflowCluster:
             )
         self._wait_healthy()
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         """``airflow celery worker`` named ``name`` (its Celery node name and the host name its task
-        instances record), in its own process group, with its own log-server port."""
+        instances record), in its own process group, with its own log-server port; ``env``: what
+        this worker's host sets differently (its own scratch directory)."""
         log = (self.home / f"worker-{name}.log").open("wb")
         process = subprocess.Popen(
             [AIRFLOW, "celery", "worker", "--celery-hostname", f"{name}@%h", "--without-mingle"],
@@ -146,6 +148,7 @@ class AirflowCluster:
                     filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
                 ),
                 "SCDX_TEST_WORKER_HOSTNAME": name,
+                **(env or {}),
             },
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -153,6 +156,11 @@ class AirflowCluster:
         )
         self.processes[f"worker-{name}"] = process
         return process
+
+    def worker_ready(self, name: str) -> bool:
+        """Celery logs "<node name> ready." once the worker ``name`` consumes from the broker."""
+        log = self.home / f"worker-{name}.log"
+        return log.exists() and f"{name}@" in (text := log.read_text(errors="replace")) and " ready." in text
 
     def kill(self, name: str) -> None:
         """SIGKILL a process, its process group and every process it started, as when its host dies.
@@ -231,7 +239,7 @@ class AirflowCluster:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(request, timeout=30) as response:  # loopback only
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
             payload = response.read()
         return json.loads(payload) if payload else None
 
