@@ -40,9 +40,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-## make bench: scdx against the floor (DuckDB alone), pandas + GX and dlt at 10M rows (not part of make test)
+## make bench: scdx against the floor (DuckDB alone), pandas + GX and dlt at 10M rows; publishing into
+## Iceberg against table size; one Celery worker against two (not part of make test)
 bench: $(STAMP)
 	$(BIN)/python -m devtools bench
+	$(BIN)/python -m devtools bench iceberg
+	$(BIN)/python -m devtools bench workers
 
 replay-server: $(STAMP)
 	$(BIN)/scdx replay-server

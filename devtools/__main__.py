@@ -230,12 +230,19 @@ def bench_iceberg(
     repeats: Annotated[
         int, typer.Option(help="Publishes of a one-month batch per case (median reported).")
     ] = 3,
+    out: Annotated[Path, typer.Option(help="Where the figures go (JSON).")] = Path(
+        "bench-results/iceberg.json"
+    ),
 ) -> None:
     """Publishing a one-month batch into an Iceberg table holding ``rows`` rows against into an empty one
     (catalog on the local PostgreSQL, warehouse on the local S3 API)."""
+    import json
+
     from devtools.bench_iceberg import run_iceberg_bench
 
     figures = run_iceberg_bench(rows, repeats=repeats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
     console.print(
         f"Iceberg store: one month ({figures['batch_rows']:,} rows) into {figures['table_rows']:,} rows: "
         f"{figures['median_full_s']:.2f} s; into an empty table: {figures['median_empty_s']:.2f} s; "
@@ -243,6 +250,60 @@ def bench_iceberg(
         highlight=False,
     )
     console.print(figures, highlight=False)
+
+
+@bench_app.command("workers")
+def bench_workers(
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="Ingest DAGs triggered at once, by dataset (comma-separated; default: six of them)."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where the figures go (JSON).")] = Path(
+        "bench-results/workers.json"
+    ),
+    workdir: Annotated[Path, typer.Option(help="Airflow homes and scratch.")] = Path("bench-results/workers"),
+) -> None:
+    """One Celery worker against two on the same ingest runs (data root on the local S3 API,
+    releases in Iceberg on the local PostgreSQL), and what limits the second."""
+    import json
+    import shutil
+
+    from devtools.bench_workers import DEFAULT_DATASETS, run_workers_bench
+
+    chosen = tuple(d.strip() for d in datasets.split(",") if d.strip()) if datasets else DEFAULT_DATASETS
+    shutil.rmtree(workdir, ignore_errors=True)
+    figures = run_workers_bench(workdir.resolve(), chosen)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    table = Table(title=f"{len(figures['datasets'])} ingest runs triggered at once")
+    for column in (
+        "workers",
+        "seconds",
+        "runs/min",
+        "task tries",
+        "task s",
+        "queued s",
+        "publish s",
+        "busy cores",
+    ):
+        table.add_column(column)
+    for r in figures["rounds"]:
+        table.add_row(
+            str(r["workers"]),
+            f"{r['seconds']:.1f}",
+            f"{r['runs_per_minute']:.2f}",
+            str(r["task_tries"]),
+            f"{r['task_seconds']:.1f}",
+            f"{r['queued_seconds']:.1f}",
+            f"{r['publish_seconds']:.1f}",
+            f"{r['busy_cores']:.2f} of {r['cores']}",
+        )
+    console.print(table)
+    console.print(
+        f"two workers / one: {figures['two_over_one_throughput']:.2f}x the runs per minute", highlight=False
+    )
 
 
 if __name__ == "__main__":

@@ -48,9 +48,12 @@ def make_store(data_dir: Path, keep: int = 10, tier: str = "public") -> ReleaseS
 
 def opener(data_dir: Path) -> Callable[[], duckdb.DuckDBPyConnection]:
     """How an analyst opens the current public release, once per call: the local store's path
-    (read-only), or an Iceberg store's release pinned through the catalog."""
+    (read-only), or an Iceberg store's release pinned through the catalog (its tables: meta.*
+    comes from the same pinned catalog row, and would double the cost of the 10,000 opens)."""
     if store_kind() == "iceberg":
-        return make_store(data_dir).connect
+        from pipelines.store.iceberg import IcebergStore
+
+        return IcebergStore.from_environment(data_dir).connect_tables
     link = Layout(data_dir).store("public").link
     return lambda: duckdb.connect(str(link), read_only=True)
 

@@ -16,31 +16,32 @@ SCDX = str(Path(sys.executable).parent / "scdx")
 DEVTOOLS = [sys.executable, "-m", "devtools"]
 
 
+def devtools(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m devtools ARGS`` at a fixed width (rich wraps at the terminal's); must succeed."""
+    result = subprocess.run(
+        [*DEVTOOLS, *args], env={**os.environ, "COLUMNS": "200"}, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_bench_smoke_run_measures_floor_pandas_and_scdx_on_both_forms_and_reports_ratios(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            *DEVTOOLS,
-            "bench",
-            "--rows",
-            "20000",
-            "--no-dlt",
-            "--no-demo",
-            "--rounds",
-            "2",
-            "--out",
-            str(out),
-            "--workdir",
-            str(tmp_path / "w"),
-        ],
-        env={**os.environ, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = devtools(
+        "bench",
+        "--rows",
+        "20000",
+        "--no-dlt",
+        "--no-demo",
+        "--rounds",
+        "2",
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "w"),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
     by = {(f["approach"], f["form"], f["round_number"]): f for f in figures["figures"]}
     # Every approach ran once per round on each form; dlt was left out (--no-dlt).
@@ -120,26 +121,18 @@ def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_re
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "bench-validate.json"
-    result = subprocess.run(
-        [
-            *DEVTOOLS,
-            "bench",
-            "validate",
-            "--rows",
-            "20000",
-            "--rounds",
-            "2",
-            "--out",
-            str(out),
-            "--workdir",
-            str(tmp_path / "w"),
-        ],
-        env={**os.environ, "COLUMNS": "200"},  # rich wraps at the terminal's width
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = devtools(
+        "bench",
+        "validate",
+        "--rows",
+        "20000",
+        "--rounds",
+        "2",
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "w"),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
     # The order alternates between rounds, so neither dialect always runs first.
     assert [(f["variant"], f["round_number"]) for f in figures["figures"]] == [
@@ -163,3 +156,15 @@ def test_bench_validate_times_validation_through_scdx_dialect_against_its_old_re
     cpu = [by[("scdx", n)]["cpu_seconds"] / by[("baseline", n)]["cpu_seconds"] for n in (1, 2)]
     assert figures["cpu_ratios_by_round"] == pytest.approx(cpu, abs=0.01)
     assert "scdx/baseline" in result.stdout and "column lookup" in result.stdout
+
+
+def test_bench_iceberg_publishes_a_month_into_a_full_and_an_empty_table_and_reports_the_ratio(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "iceberg.json"
+    result = devtools("bench", "iceberg", "--rows", "24000", "--repeats", "1", "--out", str(out))
+    figures = json.loads(out.read_text())
+    assert figures["table_rows"] == 24000 and figures["batch_rows"] == 200  # 120 months of 200 rows
+    assert figures["median_full_s"] > 0 and figures["median_empty_s"] > 0
+    assert figures["ratio_full_to_empty"] == round(figures["median_full_s"] / figures["median_empty_s"], 2)
+    assert f"ratio {figures['ratio_full_to_empty']:.2f}x" in result.stdout

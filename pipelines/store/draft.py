@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import duckdb
-
-from pipelines.common.settings import duckdb_config
 from pipelines.common.sql import literal_list, quote_literal, quote_name
-from pipelines.store import StoreError, TableInfo, TableSchema
+from pipelines.store import StoreError, TableSchema
+from pipelines.store.draft_base import DraftTables
 from pipelines.store.layout import fsync_path
 from pipelines.store.segments import (
     Segment,
@@ -47,40 +43,14 @@ class StoreDirs:
     private: bool  # the restricted tier: owner-only directories and files
 
 
-class LocalDraft:
+class LocalDraft(DraftTables[StoredTable]):
     """The next release of a local store while a change is applied to it."""
 
     def __init__(
         self, dirs: StoreDirs, number: int, tables: dict[str, StoredTable], stack: ExitStack
     ) -> None:
+        super().__init__(dirs.tier, number, tables, stack, dirs.work_dir)
         self.store = dirs
-        self.tier = dirs.tier
-        self.number = number
-        self._tables = tables
-        self._changed: set[str] = set()
-        self._new_files: list[dict[str, Any]] = []
-        self._stack = stack
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._scratch: Path | None = None
-        self.runs: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-
-    def record_run(self, values: Mapping[str, Any], details: Mapping[str, Any]) -> None:
-        """Record this run with the release, in the catalog transaction that commits it."""
-        self.runs.append((values, details))
-
-    # --- reading --------------------------------------------------------------------------------
-
-    def tables(self) -> dict[str, TableInfo]:
-        return {name: t.info() for name, t in sorted(self._tables.items())}
-
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._con = self._stack.enter_context(duckdb.connect(config=duckdb_config()))
-            for schema in ("curated", "marts", "meta"):
-                self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_name(schema)}")
-            for table in self._tables.values():
-                self._view(table)
-        return self._con
 
     def _view(self, table: StoredTable) -> None:
         if self._con is None:
@@ -90,15 +60,6 @@ class LocalDraft:
         self._con.execute(
             f"CREATE VIEW {quote_name(schema)}.{quote_name(name)} AS {view_sql(table, self.store.root)}"
         )
-
-    def scratch(self) -> Path:
-        if self._scratch is None:
-            self.store.work_dir.mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix=f"draft-{self.tier}-", dir=self.store.work_dir))
-            self._stack.callback(shutil.rmtree, self._scratch, True)
-        return self._scratch
-
-    # --- changing -------------------------------------------------------------------------------
 
     def _adopt(self, name: str, source: Path, run_id: str | None, partition_by: Sequence[str]) -> Segment:
         """Make ``source`` a file of the store (hard link when it can, else a copy), read-only."""
@@ -228,12 +189,6 @@ class LocalDraft:
                 segment.origins[run_id] = sorted(mine) if "*" in carried else carried
         return segment
 
-    def drop_table(self, name: str) -> None:
-        if self._tables.pop(name, None) is not None:
-            self._changed.add(name)
-            if self._con is not None:
-                drop_relation(self._con, name)
-
     def _put(self, table: StoredTable) -> None:
         if len(table.segments) > COMPACT_AFTER:
             table = self._compacted(table)
@@ -255,31 +210,6 @@ class LocalDraft:
         return StoredTable(
             table.name, table.kind, table.schema, table.partition_by, [segment], table.source_sha256
         )
-
-    @property
-    def changed(self) -> list[str]:
-        """The tables this draft changes, by name."""
-        return sorted(self._changed)
-
-    @property
-    def stored_tables(self) -> dict[str, StoredTable]:
-        """The draft's tables as the store keeps them."""
-        return self._tables
-
-    @property
-    def new_files(self) -> list[dict[str, Any]]:
-        """The files this draft adopted, as the catalog records them."""
-        return self._new_files
-
-    def changed_since(self, current: Mapping[str, StoredTable]) -> None:
-        """Count as changed every table that differs from ``current``: a rollback's draft starts
-        from an older release, and what it changes is what differs from the current one."""
-        names = set(current) | set(self._tables)
-        self._changed = {
-            n
-            for n in names
-            if n not in current or n not in self._tables or current[n].state() != self._tables[n].state()
-        }
 
     def discard(self) -> None:
         """Remove the files this draft adopted (it does not become a release)."""

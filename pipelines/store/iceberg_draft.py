@@ -11,21 +11,17 @@ snapshot.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import duckdb
-
-from pipelines.common.settings import duckdb_config
 from pipelines.common.sql import literal_list, quote_name
-from pipelines.store import StoreError, TableInfo, TableSchema
+from pipelines.store import StoreError, TableSchema
+from pipelines.store.draft_base import DraftTables
 from pipelines.store.iceberg_io import DataFileReader, ObjectStore, register_files
 from pipelines.store.iceberg_tables import DataFile, IcebergTable, runs_after
 from pipelines.store.segments import drop_relation
@@ -68,52 +64,19 @@ def snapshot_files(table: Table, snapshot_id: int) -> list[tuple[str, int, int]]
     ]
 
 
-class IcebergDraft:
+class IcebergDraft(DraftTables[IcebergTable]):
     """The next release of an Iceberg store while a change is applied to it."""
 
     def __init__(
         self, space: IcebergSpace, number: int, tables: dict[str, IcebergTable], stack: ExitStack
     ) -> None:
+        super().__init__(space.tier, number, tables, stack, space.work_dir)
         self.space = space
-        self.tier = space.tier
-        self.number = number
-        self._tables = tables
-        self._changed: set[str] = set()
-        self._new_files: list[dict[str, Any]] = []
-        self._stack = stack
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._scratch: Path | None = None
-        self.runs: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
-
-    def record_run(self, values: Mapping[str, Any], details: Mapping[str, Any]) -> None:
-        """Record this run with the release, in the catalog transaction that commits it."""
-        self.runs.append((values, details))
-
-    # --- reading --------------------------------------------------------------------------------
-
-    def tables(self) -> dict[str, TableInfo]:
-        return {name: t.info() for name, t in sorted(self._tables.items())}
-
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._con = self._stack.enter_context(duckdb.connect(config=duckdb_config()))
-            for schema in ("curated", "marts", "meta"):
-                self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_name(schema)}")
-            for table in self._tables.values():
-                self._view(table)
-        return self._con
 
     def _view(self, table: IcebergTable) -> None:
         if self._con is not None:
             drop_relation(self._con, table.name)  # a table a change built here (a mart, a reference list)
             register_files(self._con, table.name, table.files, table.schema, self.space.reader)
-
-    def scratch(self) -> Path:
-        if self._scratch is None:
-            self.space.work_dir.mkdir(parents=True, exist_ok=True)
-            self._scratch = Path(tempfile.mkdtemp(prefix=f"draft-{self.tier}-", dir=self.space.work_dir))
-            self._stack.callback(shutil.rmtree, self._scratch, True)
-        return self._scratch
 
     # --- changing -------------------------------------------------------------------------------
 
@@ -300,38 +263,7 @@ class IcebergDraft:
             )
         )
 
-    def drop_table(self, name: str) -> None:
-        if self._tables.pop(name, None) is not None:
-            self._changed.add(name)
-            if self._con is not None:
-                drop_relation(self._con, name)
-
     def _put(self, table: IcebergTable) -> None:
         self._tables[table.name] = table
         self._changed.add(table.name)
         self._view(table)
-
-    @property
-    def changed(self) -> list[str]:
-        """The tables this draft changes, by name."""
-        return sorted(self._changed)
-
-    @property
-    def stored_tables(self) -> dict[str, IcebergTable]:
-        """The draft's tables as the release will pin them."""
-        return self._tables
-
-    @property
-    def new_files(self) -> list[dict[str, Any]]:
-        """The data files this draft's snapshots added, as the catalog records them."""
-        return self._new_files
-
-    def changed_since(self, current: Mapping[str, IcebergTable]) -> None:
-        """Count as changed every table that differs from ``current`` (a rollback's draft starts
-        from an older release; what it changes is what differs from the current one)."""
-        names = set(current) | set(self._tables)
-        self._changed = {
-            n
-            for n in names
-            if n not in current or n not in self._tables or current[n].state() != self._tables[n].state()
-        }

@@ -44,14 +44,14 @@ from pipelines.store import (
     Damage,
     Release,
     StoreError,
-    TableInfo,
 )
-from pipelines.store.catalog import Catalog, dumps, loads
+from pipelines.store.catalog import Catalog, dumps
 from pipelines.store.changes import describe_changes
 from pipelines.store.damage import check_release_files, damaged_files
 from pipelines.store.draft import LocalDraft, StoreDirs
 from pipelines.store.layout import VersionStore, fsync_path
 from pipelines.store.locks import LockTimeout, file_lock
+from pipelines.store.recorded import CatalogReleases
 from pipelines.store.release_file import write_release_file
 from pipelines.store.segments import StoredTable, file_sha256, view_sql
 
@@ -60,7 +60,7 @@ log = logging.getLogger("scdx.store")
 LOCK_TIMEOUT_S = 3600.0
 
 
-class LocalStore:
+class LocalStore(CatalogReleases):
     """Releases of one tier under a data directory (see the module's docstring)."""
 
     def __init__(self, root: Path, paths: VersionStore, catalog: Catalog, keep: int = 10) -> None:
@@ -77,39 +77,10 @@ class LocalStore:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def _release(self, row: Mapping[str, Any]) -> Release:
-        return Release(
-            tier=self.tier,
-            number=int(row["number"]),
-            created_at=row["created_at"],
-            kind=row["kind"],
-            run_ids=tuple(loads(row["run_ids"], [])),
-            changed=tuple(loads(row["changed"], [])),
-            table_rows=loads(row["table_rows"], {}),
-            previous=row["previous"],
-            restored=row["restored"],
-            kept=bool(row["kept"]),
-        )
-
-    def current(self) -> Release | None:
-        row = self.catalog.latest_release(self.tier)
-        return None if row is None else self._release(row)
-
-    def releases(self) -> list[Release]:
-        return [self._release(r) for r in self.catalog.releases(self.tier)]
-
     def _tables_of(self, number: int) -> dict[str, StoredTable]:
         return {
             r["table_name"]: StoredTable.from_row(r) for r in self.catalog.release_tables(self.tier, number)
         }
-
-    def tables(self, number: int | None = None) -> dict[str, TableInfo]:
-        if number is None:
-            current = self.current()
-            if current is None:
-                return {}
-            number = current.number
-        return {name: t.info() for name, t in self._tables_of(number).items()}
 
     def release_path(self, number: int) -> Path:
         return self.paths.version_path(number)
@@ -311,29 +282,8 @@ class LocalStore:
 
     # --- rollback, verify, prune ----------------------------------------------------------------
 
-    def rollback(self, to: int | None = None) -> Release:
-        releases = self.catalog.releases(self.tier)
-        if not releases:
-            raise StoreError(f"nothing published in the {self.tier} tier; nothing to roll back")
-        current = releases[-1]
-        if to is None:
-            data = [
-                r["number"] for r in releases if r["number"] < current["number"] and r["kind"] != "compaction"
-            ]
-            if not data:
-                raise StoreError(f"no release before {current['number']} in the {self.tier} tier")
-            to = data[-1]
-        target = next((r for r in releases if r["number"] == to), None)
-        if target is None:
-            raise StoreError(
-                f"release {to} of the {self.tier} tier does not exist (latest: {current['number']})"
-            )
-        if not target["kept"]:
-            kept = ", ".join(str(r["number"]) for r in releases if r["kept"]) or "none"
-            raise StoreError(f"release {to} of the {self.tier} tier is no longer kept (kept: {kept})")
-        release = self.publish(lambda draft: None, "rollback", base=to, restored=to)
-        assert release is not None  # a rollback always makes a release
-        return release
+    def _restore(self, number: int) -> Release | None:
+        return self.publish(lambda draft: None, "rollback", base=number, restored=number)
 
     def verify(self) -> list[Damage]:
         """Every kept release's file and table files checked against their recorded checksums."""
