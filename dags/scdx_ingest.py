@@ -20,7 +20,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import Contract, load_registry
-from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, dag_owner, doc_md, retry_delay
+from pipelines.orchestration.dag_support import PUBLISH_POOL, asset_uri, dag_owner, doc_md, house_default_args
 
 SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -77,14 +77,9 @@ def build_ingest_dag(contract: Contract) -> Any:
         # Trigger with {"allow_shrink": true} to publish a batch that removes more rows than the
         # contract's publish.max_shrink_pct (the agency really withdrew them).
         params={"allow_shrink": False},
-        default_args={
-            "owner": dag_owner(contract),
-            "retries": 2,
-            "retry_delay": retry_delay(),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": timedelta(minutes=30),
-            "execution_timeout": timedelta(hours=2),
-        },
+        default_args=house_default_args(
+            dag_owner(contract), timedelta(hours=2), max_retry_delay=timedelta(minutes=30)
+        ),
     )
     def ingest() -> None:
         @task(pool=contract.source.pool_name)

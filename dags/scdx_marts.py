@@ -19,7 +19,7 @@ from airflow.sdk import Asset, AssetAny, dag, task
 from pipelines.common.settings import DEFAULT_SCHEMAS_DIR
 from pipelines.contracts import load_registry
 from pipelines.marts import datasets_read, load_marts
-from pipelines.orchestration.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri, retry_delay
+from pipelines.orchestration.dag_support import MARTS_ASSET_URI, PUBLISH_POOL, asset_uri, house_default_args
 
 SCHEMAS_DIR = Path(os.environ.get("SCDX_SCHEMAS_DIR") or DEFAULT_SCHEMAS_DIR)
 _published = load_registry(SCHEMAS_DIR, with_codelists=False).contracts
@@ -40,13 +40,7 @@ _inputs = [
         f"public version, then refreshes the risk report (`$SCDX_DATA_DIR/report/index.html`). Inputs: "
         f"{', '.join(f'`curated.{d}`' for d in _inputs)}."
     ),
-    default_args={
-        "owner": "scdx",
-        "retries": 2,
-        "retry_delay": retry_delay(),
-        "retry_exponential_backoff": True,
-        "execution_timeout": timedelta(hours=1),
-    },
+    default_args=house_default_args("scdx", timedelta(hours=1)),
 )
 def publish_marts() -> None:
     # The store logs which marts the release rebuilt and by how many rows.

@@ -9,6 +9,7 @@ tests whose Airflow workers are other processes.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -64,6 +65,9 @@ def local_s3() -> Iterator[S3Endpoint]:
     """Run moto's S3 server on 127.0.0.1 (a free port) on a thread for the duration."""
     from moto.server import ThreadedMotoServer
 
+    # werkzeug logs every request at INFO (to stderr, when nothing else is configured): keep its
+    # warnings and errors only, so a failing test's output or a bench's table is not buried.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

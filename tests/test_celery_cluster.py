@@ -11,6 +11,7 @@ The round runs once (module fixture); the tests below each check one thing it mu
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -52,9 +53,19 @@ LOGICAL_DATE = "2026-04-20T00:00:00+00:00"
 def cluster_env(root: Path, s3: S3Endpoint, catalog_url: str) -> dict[str, str]:
     """Where every process of the cluster keeps its data, as on several hosts: the data root on the
     local S3 API (raw, staged, quarantine, reports and the Iceberg warehouse), releases and runs in
-    a PostgreSQL catalog; each process's SCDX_DATA_DIR is its scratch space only."""
+    a PostgreSQL catalog; each process's SCDX_DATA_DIR is its scratch space only. The object
+    store's endpoint, region and keys reach the tasks through the Airflow connection
+    ``scdx_object_store``, not the environment (whose AWS variables are left empty)."""
+    endpoint = s3.environment()
+    connection = {
+        "conn_type": "aws",
+        "login": endpoint["AWS_ACCESS_KEY_ID"],
+        "password": endpoint["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"endpoint_url": endpoint["AWS_ENDPOINT_URL"], "region_name": endpoint["AWS_REGION"]},
+    }
     return {
-        **s3.environment(),
+        **dict.fromkeys(endpoint, ""),
+        "AIRFLOW_CONN_SCDX_OBJECT_STORE": json.dumps(connection),
         "SCDX_DATA_DIR": str(root / "scratch"),
         "SCDX_STORE_KIND": "iceberg",
         "SCDX_DATA_URL": f"s3://{s3.create_bucket()}/scdx",
@@ -238,11 +249,12 @@ def celery_round(s3_endpoint: S3Endpoint, tmp_path_factory: pytest.TempPathFacto
             _wait(airflow, lambda: all(airflow.worker_ready(name) for name in WORKERS))
             up = time.monotonic() - started
             outcome, victim = _drive(airflow, replay)
+            reader = {**env, **s3_endpoint.environment()}  # this process reads with the AWS variables
             yield Round(
                 single_machine=single_machine,
-                cluster=release_checksums(env),
-                duplicates=duplicate_keys(env),
-                published=published_runs(env),
+                cluster=release_checksums(reader),
+                duplicates=duplicate_keys(reader),
+                published=published_runs(reader),
                 tries=outcome["tries"],
                 killed=victim,
                 killed_try=outcome["killed_try"],

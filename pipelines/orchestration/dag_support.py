@@ -41,16 +41,54 @@ def retry_delay() -> timedelta:
     return timedelta(seconds=float(os.environ.get("SCDX_RETRY_DELAY_S") or 60))
 
 
-def house_default_args(owner: str, execution_timeout: timedelta) -> dict[str, Any]:
+def house_default_args(owner: str, execution_timeout: timedelta, **extra: Any) -> dict[str, Any]:
     """A DAG's ``default_args`` by the house policy: an owner, retries with exponential backoff
-    (sources and disks fail transiently), and a time limit on every task."""
+    (sources and disks fail transiently), a time limit on every task, and the object store's
+    credentials from an Airflow connection when the environment has none; ``extra``: more."""
     return {
         "owner": owner,
         "retries": 2,
         "retry_delay": retry_delay(),
         "retry_exponential_backoff": True,
         "execution_timeout": execution_timeout,
+        "on_execute_callback": object_store_credentials,
+        **extra,
     }
+
+
+OBJECT_STORE_CONN_ID = "scdx_object_store"
+# The connection's fields, as the environment variables every AWS client reads.
+_FROM_CONNECTION = {
+    "AWS_ACCESS_KEY_ID": ("login", None),
+    "AWS_SECRET_ACCESS_KEY": ("password", None),
+    "AWS_ENDPOINT_URL": ("extra", "endpoint_url"),
+    "AWS_REGION": ("extra", "region_name"),
+}
+
+
+def object_store_credentials(context: Any = None) -> None:
+    """Before a task runs (``on_execute_callback``): when the data root is on an object store
+    (``SCDX_DATA_URL=s3://``) and the environment names no credentials, take the key, the secret,
+    the endpoint (extra ``endpoint_url``) and the region (extra ``region_name``) from the Airflow
+    connection ``scdx_object_store`` into this task's environment; the secret is masked in logs.
+    Variables the environment sets win over the connection."""
+    if not os.environ.get("SCDX_DATA_URL", "").startswith("s3://") or os.environ.get("AWS_ACCESS_KEY_ID"):
+        return
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+
+    try:
+        connection = BaseHook.get_connection(OBJECT_STORE_CONN_ID)
+    except AirflowNotFoundException:
+        return  # the clients' own defaults (an instance role, ~/.aws) then apply
+    extra = connection.extra_dejson
+    if connection.password:
+        mask_secret(connection.password)
+    for variable, (field, key) in _FROM_CONNECTION.items():
+        value = extra.get(key) if key else getattr(connection, field)
+        if value and not os.environ.get(variable):
+            os.environ[variable] = str(value)
 
 
 def dag_owner(contract: Contract) -> str:
