@@ -6,11 +6,13 @@ from __future__ import annotations
 import stat
 import struct
 from collections.abc import Iterator
+from contextlib import ExitStack, closing
 
 import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from devtools.local_s3 import S3Endpoint
 from pipelines.cli import app
 from pipelines.common.errors import UsageError
 from pipelines.common.settings import Settings
@@ -22,7 +24,7 @@ from pipelines.store import Column, Draft, TableSchema
 from pipelines.store.layout import Layout
 from pipelines.store.tiers import open_current, open_store
 
-from .conftest import RECORDINGS, SCHEMAS
+from .conftest import RECORDINGS, SCHEMAS, postgres_database
 
 THROUGHPUT, FORECASTS = "flow_port_throughput", "flow_shipper_forecasts"
 # Three terminals of one port (so the port's week is a publishable aggregate), a terminal of
@@ -53,16 +55,26 @@ def _key(partner: str) -> str:
     return f"{partner}-key-5e1f"
 
 
-@pytest.fixture(scope="module")
-def exchange(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, PartnerRegistry]]:
+@pytest.fixture(scope="module", params=["local", "iceberg"])
+def exchange(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, PartnerRegistry]]:
     """A data dir where six partners submitted the generator's data through the inbox, and a
-    public release holding a FLOW aggregate (and a table that is not FLOW's)."""
+    public release holding a FLOW aggregate (and a table that is not FLOW's); the releases in the
+    local store, or in Iceberg (on the local S3 API, its catalog a fresh PostgreSQL database)."""
     root = tmp_path_factory.mktemp("exchange")
     settings = Settings(data_dir=root / "data", schemas_dir=SCHEMAS, recordings_dir=RECORDINGS)
     settings.data_dir.mkdir()
     write_submissions(root / "generated")
     registry = load_registry(SCHEMAS)
-    with pytest.MonkeyPatch.context() as env:
+    with pytest.MonkeyPatch.context() as env, ExitStack() as stack:
+        if request.param == "iceberg":
+            s3: S3Endpoint = request.getfixturevalue("s3_endpoint")
+            for name, value in s3.environment().items():
+                env.setenv(name, value)
+            env.setenv("SCDX_STORE_KIND", "iceberg")
+            env.setenv("SCDX_DATA_URL", f"s3://{s3.create_bucket()}/scdx")
+            env.setenv("SCDX_CATALOG_URL", next(stack.enter_context(closing(postgres_database()))))
         for partner in TERMINALS | SHIPPERS:
             env.setenv(f"SCDX_PARTNER_{partner.upper()}_KEY", _key(partner))
         partners = load_partners(SCHEMAS, set(registry.contracts))

@@ -7,6 +7,7 @@ Imported by dags/*.py when the scheduler parses them, so it imports only the con
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -66,25 +67,19 @@ _FROM_CONNECTION = {
 }
 
 
-def object_store_credentials(context: Any = None) -> None:
+def object_store_credentials(context: Mapping[str, Any]) -> None:
     """Before a task runs (``on_execute_callback``): when the data root is on an object store
     (``SCDX_DATA_URL=s3://``) and the environment names no credentials, take the key, the secret,
     the endpoint (extra ``endpoint_url``) and the region (extra ``region_name``) from the Airflow
-    connection ``scdx_object_store`` into this task's environment; the secret is masked in logs.
-    Variables the environment sets win over the connection."""
+    connection ``scdx_object_store`` into this task's environment. Airflow masks the connection's
+    password in task logs as it hands it over. Variables the environment sets win."""
     if not os.environ.get("SCDX_DATA_URL", "").startswith("s3://") or os.environ.get("AWS_ACCESS_KEY_ID"):
         return
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-    from airflow.sdk.log import mask_secret
-
-    try:
-        connection = BaseHook.get_connection(OBJECT_STORE_CONN_ID)
-    except AirflowNotFoundException:
+    # The context's connection accessor: None when there is no such connection (no Airflow import).
+    connection = context["conn"].get(OBJECT_STORE_CONN_ID)
+    if connection is None:
         return  # the clients' own defaults (an instance role, ~/.aws) then apply
     extra = connection.extra_dejson
-    if connection.password:
-        mask_secret(connection.password)
     for variable, (field, key) in _FROM_CONNECTION.items():
         value = extra.get(key) if key else getattr(connection, field)
         if value and not os.environ.get(variable):
