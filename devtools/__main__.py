@@ -287,6 +287,7 @@ def bench_workers(
         "queued s",
         "publish s",
         "busy cores",
+        "slowest run s (its tasks s)",
     ):
         table.add_column(column)
     for r in figures["rounds"]:
@@ -299,6 +300,7 @@ def bench_workers(
             f"{r['queued_seconds']:.1f}",
             f"{r['publish_seconds']:.1f}",
             f"{r['busy_cores']:.2f} of {r['cores']}",
+            f"{r['longest_run_seconds']:.1f} ({r['longest_run_task_seconds']:.1f})",
         )
     console.print(table)
     console.print(

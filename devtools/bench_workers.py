@@ -6,8 +6,9 @@ so both publish the same batches. The agencies are the replay server on the reco
 
 Besides the wall time it reports what could limit the second worker: how busy the machine's cores
 were (from /proc/stat over the round), how long tasks waited between being queued and starting,
-and how much of the round the single-slot publish pool was busy (one publisher at a time, by
-design).
+how much of the round the single-slot publish pool was busy (one publisher at a time, by design),
+and the slowest DAG run against its own tasks' time (a run's five tasks run one after another, so
+whatever happens between them is on the critical path whatever the number of workers).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Round:
     publish_seconds: float  # durations of the publish tasks (the one-slot pool), summed
     busy_cores: float  # the machine's busy cores, averaged over the round
     cores: int
+    longest_run_seconds: float  # the slowest DAG run, start to end: the round's critical path
+    longest_run_task_seconds: float  # how much of it its own tasks ran (the rest: between tasks)
 
     @property
     def runs_per_minute(self) -> float:
@@ -143,9 +146,16 @@ def _round(airflow: AirflowCluster, workers: int, datasets: tuple[str, ...]) -> 
     busy_after, total_after = _cpu_ticks()
     cores = os.cpu_count() or 1
     tries: list[dict[str, Any]] = []
+    spans: dict[str, tuple[float, float]] = {}  # dag id -> (run seconds, its tasks' seconds)
     for dag_id, run_id in runs.items():
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
-        tries.extend(airflow.api("GET", path)["task_instances"])
+        run = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        own = airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        tries.extend(own)
+        spans[dag_id] = (
+            _seconds(run["start_date"], run["end_date"]),
+            sum(_seconds(t["start_date"], t["end_date"]) for t in own),
+        )
+    longest = max(spans.values())
     return Round(
         workers=workers,
         dag_runs=len(runs),
@@ -158,6 +168,8 @@ def _round(airflow: AirflowCluster, workers: int, datasets: tuple[str, ...]) -> 
         ),
         busy_cores=cores * (busy_after - busy_before) / max(1, total_after - total_before),
         cores=cores,
+        longest_run_seconds=longest[0],
+        longest_run_task_seconds=longest[1],
     )
 
 
