@@ -204,16 +204,8 @@ def meta_rows(
     ``held``: per table of the release, which runs' rows it holds (run -> partition keys). A
     release already committed (read back later, as the Iceberg store does) sees the releases
     before it and the runs that started before it, as its file would have shown them."""
-    number, created_at = release["number"], release["created_at"]
-    tier_runs = {
-        r["run_id"]: r
-        for r in catalog.rows_of(runs, runs.c.tier == tier)
-        if _utc(r["started_at"]) <= _utc(created_at)
-    }
-    details: dict[str, Mapping[str, Any]] = {}
-    for values, run_details in pending:
-        tier_runs[values["run_id"]] = {**tier_runs.get(values["run_id"], {}), **values}
-        details[values["run_id"]] = run_details
+    number = release["number"]
+    tier_runs, details = _runs_as_of(catalog, tier, release["created_at"], pending)
     run_ids = set(tier_runs)
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in META}
     for row in tier_runs.values():
@@ -231,13 +223,8 @@ def meta_rows(
                 for item in run_details.get(name if name != "schema_drift" else "drift", ())
             )
     datasets = {r["dataset"] for r in tier_runs.values()}
-    contract_rows = [r for r in catalog.rows_of(contracts) if r["dataset"] in datasets]
-    out["contracts"] = contract_rows
-    latest: dict[str, tuple[Any, str]] = {}
-    for row in contract_rows:
-        if row["dataset"] not in latest or row["recorded_at"] > latest[row["dataset"]][0]:
-            latest[row["dataset"]] = (row["recorded_at"], row["version"])
-    versions = {dataset: version for dataset, (_, version) in sorted(latest.items())}
+    out["contracts"] = [r for r in catalog.rows_of(contracts) if r["dataset"] in datasets]
+    versions = _latest_versions(out["contracts"])
     files_by_run: dict[str, list[dict[str, Any]]] = {}
     for row in catalog.rows_of(run_files):
         if row["run_id"] in run_ids:
@@ -260,6 +247,35 @@ def meta_rows(
             for row in files_by_run.get(run_id, ()):
                 out["lineage"].append({"version": number, "table_name": name, **row})
     return out, versions
+
+
+def _runs_as_of(
+    catalog: Catalog,
+    tier: str,
+    created_at: datetime,
+    pending: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+) -> tuple[dict[str, dict[str, Any]], dict[str, Mapping[str, Any]]]:
+    """The tier's runs that started by ``created_at`` with the runs recorded now (their values
+    over the catalog's), and the details of those recorded now, by run id."""
+    tier_runs = {
+        r["run_id"]: r
+        for r in catalog.rows_of(runs, runs.c.tier == tier)
+        if _utc(r["started_at"]) <= _utc(created_at)
+    }
+    details: dict[str, Mapping[str, Any]] = {}
+    for values, run_details in pending:
+        tier_runs[values["run_id"]] = {**tier_runs.get(values["run_id"], {}), **values}
+        details[values["run_id"]] = run_details
+    return tier_runs, details
+
+
+def _latest_versions(contract_rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each dataset's contract version most recently recorded."""
+    latest: dict[str, tuple[Any, str]] = {}
+    for row in contract_rows:
+        if row["dataset"] not in latest or row["recorded_at"] > latest[row["dataset"]][0]:
+            latest[row["dataset"]] = (row["recorded_at"], row["version"])
+    return {dataset: version for dataset, (_, version) in sorted(latest.items())}
 
 
 def _utc(moment: datetime) -> datetime:
