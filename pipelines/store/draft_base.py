@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -32,7 +33,7 @@ class _Table(Protocol):
 TableT = TypeVar("TableT", bound=_Table)
 
 
-class DraftTables(Generic[TableT]):
+class DraftTables(ABC, Generic[TableT]):
     """The bookkeeping of a draft release over tables of type ``TableT``."""
 
     def __init__(
@@ -65,9 +66,10 @@ class DraftTables(Generic[TableT]):
                 self._view(table)
         return self._con
 
+    @abstractmethod
     def _view(self, table: TableT) -> None:
         """``table`` as a view of the draft's connection (once the connection exists)."""
-        raise NotImplementedError
+        ...
 
     def scratch(self) -> Path:
         if self._scratch is None:

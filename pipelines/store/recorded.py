@@ -5,6 +5,7 @@ is here once."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -16,20 +17,22 @@ class _StoredTable(Protocol):
     def info(self) -> TableInfo: ...
 
 
-class CatalogReleases:
+class CatalogReleases(ABC):
     """The catalog-side half of a ``ReleaseStore``; subclasses keep ``tier`` and ``catalog``."""
 
     tier: str
     catalog: Catalog
 
+    @abstractmethod
     def _tables_of(self, number: int) -> Mapping[str, _StoredTable]:
         """The tables release ``number`` holds, as the store keeps them."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _restore(self, number: int) -> Release | None:
         """Publish a release whose tables are release ``number``'s (the store's publish, given a
         base and what it restores)."""
-        raise NotImplementedError
+        ...
 
     def _release(self, row: Mapping[str, Any]) -> Release:
         return Release(
