@@ -1,5 +1,6 @@
 """``publish_marts``: rebuild the risk marts whenever a dataset they read publishes a new version,
-then refresh the risk report (``scdx report``) from the release that holds them.
+then refresh the risk report (``scdx report``) from the release that holds them and materialize
+that release for analysts (``scdx publish materialize``).
 
 Scheduled on the Assets of the datasets the marts read (data-aware scheduling: any of them
 updating triggers a build); the build runs in the one-slot publish pool and emits ``scdx://marts``;
@@ -37,7 +38,8 @@ _inputs = [
     tags=["scdx", "marts", "public"],
     doc_md=(
         "### Risk marts\n\nRebuilds every mart in `pipelines/marts/*.sql` whose inputs are published, as one new "
-        f"public version, then refreshes the risk report (`$SCDX_DATA_DIR/report/index.html`). Inputs: "
+        f"public version, then refreshes the risk report (`$SCDX_DATA_DIR/report/index.html`) and materializes "
+        "the release as DuckDB tables for analysts (`scdx publish materialize`). Inputs: "
         f"{', '.join(f'`curated.{d}`' for d in _inputs)}."
     ),
     default_args=house_default_args("scdx", timedelta(hours=1)),
@@ -64,7 +66,16 @@ def publish_marts() -> None:
 
         return {**tasks.refresh_report(), "version": built["version"]}
 
-    refresh_report(build_marts())
+    @task
+    def materialize_release(built: dict[str, Any]) -> dict[str, Any]:
+        # Outside the publish pool: it writes a copy, then takes the publish lock only to swap.
+        from pipelines.orchestration import tasks
+
+        return tasks.materialize_public()
+
+    built = build_marts()
+    refresh_report(built)
+    materialize_release(built)
 
 
 publish_marts()

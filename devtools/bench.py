@@ -438,9 +438,10 @@ def code_version(root: Path = PROJECT_ROOT) -> dict[str, Any]:
 def _release_figures(
     workdir: Path, inputs: Path, months: list[str], schemas: Path, rounds: int, with_demo: bool
 ) -> dict[str, Any]:
-    """What releases cost, measured on scdx's data directory of the last JSON round: publishing a
-    month into the full table against into a month alone, and analysts' queries on views over
-    Parquet against the same rows as DuckDB tables (bench table and demo)."""
+    """What releases cost, measured on scdx's data directory of the last JSON round: analysts'
+    queries on the release as published (views over Parquet) and once materialized, each against
+    the same rows as DuckDB tables, and what materializing took; publishing a month into the full
+    table against into a month alone; the same queries on the demo (docs/analysts.md's)."""
     from devtools.bench_releases import (
         bench_queries,
         compare_queries,
@@ -448,17 +449,39 @@ def _release_figures(
         native_copy,
         publish_cost,
     )
+    from pipelines.store.layout import Layout
+    from pipelines.store.tiers import materialize_current
 
     data_dir = workdir / "scdx-json"
     release = (data_dir / "scdx.duckdb").resolve()
     native = native_copy(release, workdir / "bench-native.duckdb", ("curated",))
     try:
-        on_bench_table = compare_queries(release, native, bench_queries(release, f"curated.{DATASET}"))
+        queries = bench_queries(release, f"curated.{DATASET}")
+        on_views = compare_queries(release, native, queries)
+        done = materialize_current(Layout(data_dir))
+        if done is None or not done.made:
+            raise RuntimeError(f"the bench's release in {data_dir} was not materialized")
+        on_copy = compare_queries(done.path, native, queries)
     finally:
         native.unlink(missing_ok=True)
+    materialized = {"seconds": round(done.seconds, 2), "mib": round(done.path.stat().st_size / 2**20, 1)}
     cost = publish_cost(data_dir, workdir, inputs, months, schemas, DATASET, rounds)
     demo = demo_queries(workdir) if with_demo else None
-    return {"bench_queries": on_bench_table, "publish_cost": cost, "demo_queries": demo}
+    return {
+        "bench_queries": on_views,
+        "bench_queries_materialized": on_copy,
+        "materialize": materialized,
+        "publish_cost": cost,
+        "demo_queries": demo,
+    }
+
+
+def _seconds_ratio(
+    seconds: float, figures: list[Figure], approach: str, form: str, number: int
+) -> float | None:
+    """``seconds`` against that round's run of ``approach``."""
+    run = next((f for f in figures if (f.approach, f.form, f.round_number) == (approach, form, number)), None)
+    return round(seconds / run.seconds, 2) if run and run.ok and run.seconds else None
 
 
 def _ratio(a: Figure | None, b: Figure | None) -> float | None:
@@ -526,8 +549,16 @@ def run_bench(
     if releases:
         ratios["publish into 10M rows/into one month"] = releases["publish_cost"]["ratio"]
         ratios["analyst queries release/tables, bench table (max)"] = releases["bench_queries"]["max_ratio"]
-        if releases.get("demo_queries"):
-            ratios["analyst queries release/tables, demo (max)"] = releases["demo_queries"]["max_ratio"]
+        ratios["analyst queries materialized/tables, bench table (max)"] = releases[
+            "bench_queries_materialized"
+        ]["max_ratio"]
+        ratios["materialize/scdx json"] = _seconds_ratio(
+            releases["materialize"]["seconds"], figures, "scdx", "json", rounds
+        )
+        demo = releases.get("demo_queries")
+        if demo:
+            ratios["analyst queries release/tables, demo (max)"] = demo["views"]["max_ratio"]
+            ratios["analyst queries materialized/tables, demo (max)"] = demo["materialized"]["max_ratio"]
     return {
         "rows": rows,
         "rounds": rounds,

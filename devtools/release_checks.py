@@ -7,6 +7,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.common.sql import quote_name
+from pipelines.store.tiers import release_tables
 
 FLOATING = ("DOUBLE", "FLOAT", "REAL")
 # Digits two stores' releases agree to: a double has 15-17; summing in another order moves the last few.
@@ -38,12 +39,8 @@ def checksums(con: duckdb.DuckDBPyConnection, significant: int | None = None) ->
     ``significant``: compare floating-point values to that many significant digits (for releases
     two stores built: their sums of doubles may differ in the last bits); exact when None.
     """
-    names = con.execute(
-        "SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE schema_name IN ('curated', 'marts') "
-        "AND NOT internal ORDER BY 1"
-    ).fetchall()
     out = {}
-    for (name,) in names:
+    for name in release_tables(con, ["curated", "marts"]):
         rows, digest = con.execute(
             f"SELECT count(*), coalesce(sum(hash({_row(con, name, significant)})), 0) FROM {name} AS t"
         ).fetchone() or (0, 0)

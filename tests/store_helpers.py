@@ -8,6 +8,7 @@ release. Run as a script, it publishes or reads in a child process (so the suite
     python -m tests.store_helpers publish <data dir> <tag> <rows>
     python -m tests.store_helpers publish-many <data dir> <first tag> <count>
     python -m tests.store_helpers read-loop <data dir> <opens> <report.json> <ready file>
+    python -m tests.store_helpers materialize <data dir>
 
 The store comes from ``SCDX_STORE_KIND`` (``local`` or ``iceberg``) with ``SCDX_CATALOG_URL`` as the
 catalog (and ``SCDX_DATA_URL`` as the object store of ``iceberg``). What the suite inspects or
@@ -19,18 +20,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
+from pipelines.common.faults import FAULT_ENV
 from pipelines.store import Column, Draft, Release, ReleaseStore, StoreError, TableSchema
 from pipelines.store.iceberg import IcebergStore
 from pipelines.store.iceberg_io import ObjectStore
 from pipelines.store.kinds import open_release_store, store_kind
 from pipelines.store.layout import Layout
 from pipelines.store.local import LocalStore
+from pipelines.store.materialize import COPY_SUFFIX
 
 T_SCHEMA = TableSchema(
     (Column("tag", "BIGINT", "Release tag of the row."), Column("n", "BIGINT", "Row number.")),
@@ -39,6 +43,26 @@ T_SCHEMA = TableSchema(
 M_SCHEMA = TableSchema(
     (Column("tag", "BIGINT", "Release tag."), Column("rows", "BIGINT", "Rows of curated.t.")), "Its mart."
 )
+
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def helper_process(*args: str, fault: str | None = None, **env: str) -> subprocess.Popen[str]:
+    """This module run as a script in a child process (a publisher, a reader, a materialize), with
+    this process's environment plus ``env``; it kills itself at crash point ``fault`` when given."""
+    environment = {**os.environ, **env}
+    environment.pop(FAULT_ENV, None)
+    if fault:
+        environment[FAULT_ENV] = fault
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.store_helpers", *args],
+        cwd=PROJECT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def make_store(data_dir: Path, keep: int = 10, tier: str = "public") -> ReleaseStore:
@@ -149,6 +173,7 @@ def stored_releases(data_dir: Path, store: ReleaseStore) -> list[int]:
     return sorted(
         int(p.name[len("scdx-v") : -len(".duckdb")])
         for p in (data_dir / "versions" / "public").glob("*.duckdb")
+        if not p.name.endswith(COPY_SUFFIX)  # a materialized copy holds the same release again
     )
 
 
@@ -222,6 +247,10 @@ def main(argv: list[str]) -> None:
         store = make_store(data_dir, keep=int(os.environ.get("SCDX_KEEP_VERSIONS", "5")))
         for tag in range(first, first + count):
             publish_tag(store, tag, 1000 + tag)
+    elif command == "materialize":
+        store = make_store(data_dir, keep=int(os.environ.get("SCDX_KEEP_VERSIONS", "5")))
+        assert isinstance(store, LocalStore)
+        store.materialize()
     elif command == "read-loop":
         read_loop(data_dir, int(argv[2]), Path(argv[3]), Path(argv[4]))
     else:

@@ -152,9 +152,14 @@ def test_dagbag_loads_every_dag_file_without_import_errors_and_dags_follow_polic
     }
     assert all(timeout == "2:00:00" for timeout in ingest["timeouts"])
     marts = dags["publish_marts"]
-    # The report is refreshed after the marts are published; it only reads, outside the publish pool.
-    assert marts["tasks"] == ["build_marts", "refresh_report"]
-    assert marts["pools"] == {"build_marts": "scdx_publish", "refresh_report": "default_pool"}
+    # The report is refreshed and the release materialized after the marts are published; neither
+    # holds the publish pool (materialize takes the publish lock only for its swap).
+    assert marts["tasks"] == ["build_marts", "refresh_report", "materialize_release"]
+    assert marts["pools"] == {
+        "build_marts": "scdx_publish",
+        "materialize_release": "default_pool",
+        "refresh_report": "default_pool",
+    }
     assert "scdx://curated/census_trade_imports" in marts["schedule"]
 
 
@@ -207,7 +212,7 @@ def test_dag_test_runs_the_ingest_end_to_end_and_leaves_the_curated_table_popula
     assert leaking == []
 
 
-def test_publish_marts_builds_the_marts_then_refreshes_the_risk_report_of_that_release(
+def test_publish_marts_builds_the_marts_then_refreshes_the_risk_report_and_materializes_that_release(
     airflow_env: dict[str, str], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
@@ -219,9 +224,17 @@ def test_publish_marts_builds_the_marts_then_refreshes_the_risk_report_of_that_r
     assert result.returncode == 0, result.stderr[-3000:]
     outcome = _last_json(result.stdout)
     assert outcome["state"] == "success"
-    assert outcome["tasks"] == {"build_marts": "success", "refresh_report": "success"}
+    assert outcome["tasks"] == {
+        "build_marts": "success",
+        "refresh_report": "success",
+        "materialize_release": "success",
+    }
     with duckdb.connect(str(data_dir / "scdx.duckdb"), read_only=True) as con:
         (version,) = con.execute("SELECT max(version) FROM meta.publishes").fetchone() or (None,)
+        stored = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts'").fetchone()
+    # Analysts open the release's materialized copy: its marts are DuckDB tables.
+    assert os.readlink(data_dir / "scdx.duckdb").endswith(f"scdx-v{version:06d}.tables.duckdb")
+    assert stored is not None and stored[0] > 0
     page = (data_dir / "report" / "index.html").read_text()
     # Only the imports are published: their chart is drawn, the others say what is missing.
     assert f"Release <strong>{version}</strong>" in page

@@ -50,10 +50,11 @@ def test_demo_refreshes_every_dataset_offline_and_prints_summary_scorecard_and_b
                 "SELECT DISTINCT dataset FROM meta.runs WHERE status = 'published'"
             ).fetchall()
         }
+        # The demo ends by materializing its release: the marts are DuckDB tables now.
         marts = {
             t
             for (t,) in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE schema_name = 'marts'"
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'"
             ).fetchall()
         }
         scorecard_items = con.execute("SELECT count(*) FROM marts.supply_chain_scorecard").fetchone()

@@ -719,17 +719,12 @@ def _marts_built_from_rows_in_order(demo: Path, direction: str) -> dict[str, tup
     import duckdb
 
     from devtools.release_checks import CROSS_STORE_DIGITS, checksums
+    from pipelines.store.tiers import release_tables
 
     con = duckdb.connect()
     con.execute("CREATE SCHEMA curated; CREATE SCHEMA marts")
     with open_public(Layout(demo)) as release:
-        names = [
-            n
-            for (n,) in release.execute(
-                "SELECT view_name FROM duckdb_views() WHERE schema_name = 'curated'"
-            ).fetchall()
-        ]
-        for name in names:
+        for name in [n.partition(".")[2] for n in release_tables(release, ["curated"])]:
             con.register("rows_in", release.sql(f"SELECT * FROM curated.{name}").to_arrow_table())
             con.execute(
                 f"CREATE TABLE curated.{name} AS SELECT * FROM rows_in ORDER BY hash(rows_in) {direction}"
@@ -737,7 +732,6 @@ def _marts_built_from_rows_in_order(demo: Path, direction: str) -> dict[str, tup
             con.unregister("rows_in")
     for mart in build_order(load_marts()):
         con.execute(mart.sql)
-        con.execute(f"CREATE VIEW marts.{mart.name}_v AS SELECT * FROM {mart.table}")
     return {k: v for k, v in checksums(con, CROSS_STORE_DIGITS).items() if k.startswith("marts.")}
 
 

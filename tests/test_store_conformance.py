@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from devtools.release_checks import checksums
-from pipelines.common.faults import FAULT_ENV
 from pipelines.store import DamagedRelease, StoreError
 
 from .conftest import postgres_database
@@ -27,6 +26,7 @@ from .store_helpers import (
     current_release,
     damage_file,
     files_written_by,
+    helper_process,
     make_store,
     own_files,
     publish_tag,
@@ -95,18 +95,7 @@ def loop_data_dir(
 
 def _child(*args: str, fault: str | None = None, **env: str) -> subprocess.Popen[str]:
     """The suite's publisher or reader in a child process (tests/store_helpers.py)."""
-    environment = {**os.environ, **env}
-    environment.pop(FAULT_ENV, None)
-    if fault:
-        environment[FAULT_ENV] = fault
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.store_helpers", *args],
-        cwd=PROJECT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return helper_process(*args, fault=fault, **env)
 
 
 def _current(data_dir: Path) -> tuple[int, int] | str:

@@ -357,6 +357,9 @@ def demo(
         raise typer.Exit(1)
     _print_marts(settings, runs)
     from pipelines.cli.query import run_query
+    from pipelines.cli.releases import materialize_and_say
+
+    materialize_and_say(settings)  # the night's last step: analysts' queries at DuckDB's own speed
 
     for sql in (EXAMPLE_QUERY, SCORECARD_QUERY, CHAPTER_CONCENTRATION_QUERY):
         console.print(f"[cyan]{sql}[/cyan]", highlight=False)

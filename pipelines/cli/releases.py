@@ -1,4 +1,4 @@
-"""``scdx publish list | rollback | verify``: the releases of a tier."""
+"""``scdx publish list | rollback | verify | materialize``: the releases of a tier."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import typer
 
 from pipelines.cli.app import OPERATE, DataDirOption, RestrictedOption, app, cli_settings, say, tier_name
 from pipelines.common.errors import ScdxError, UsageError
+from pipelines.common.settings import Settings
 
-publish_app = typer.Typer(no_args_is_help=True, help="Releases: list, roll back, verify.")
+publish_app = typer.Typer(
+    no_args_is_help=True, help="Releases: list, roll back, verify, materialize for analysts."
+)
 app.add_typer(publish_app, name="publish", rich_help_panel=OPERATE)
 
 
@@ -71,10 +74,42 @@ def publish_verify(data_dir: DataDirOption = None, restricted: RestrictedOption 
     damage = store.verify()
     kept = [r.number for r in store.releases() if r.kept]
     for item in damage:
-        say(f"release {item.release}: {item.path}: {item.problem}", err=True, style="red")
-    if damage:
-        good = sorted(set(kept) - {d.release for d in damage})
+        fix = f"; {item.fix}" if item.fix else ""
+        say(f"release {item.release}: {item.path}: {item.problem}{fix}", err=True, style="red")
+    if any(not d.fix for d in damage):
+        good = sorted(set(kept) - {d.release for d in damage if not d.fix})
         hint = f"`scdx publish rollback {good[-1]}`" if good else "no undamaged release is kept"
         say(f"{len(damage)} damaged file(s); restore an undamaged release with {hint}", err=True)
+    if damage:
         raise typer.Exit(1)
     say(f"{len(kept)} kept release(s) of the {tier_name(restricted)} tier verified")
+
+
+@publish_app.command("materialize")
+def publish_materialize(data_dir: DataDirOption = None, restricted: RestrictedOption = False) -> None:
+    """Write the current release once more with its rows as DuckDB tables, and point the path
+    analysts open at it: their queries then run at DuckDB's own speed, not Parquet's. Costs the
+    size of the database, so run it once after a night's publishes (the demo and the marts DAG
+    do); the next publish goes back to views over Parquet until it runs again."""
+    settings = cli_settings(data_dir, writes=True)
+    try:
+        materialize_and_say(settings, tier_name(restricted))
+    except ScdxError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def materialize_and_say(settings: Settings, tier: str = "public") -> None:
+    """Materialize the tier's current release and say what was done (also the demo's last step)."""
+    from pipelines.store.layout import Layout
+    from pipelines.store.tiers import materialize_current
+
+    done = materialize_current(Layout(settings.data_dir), tier, settings.keep_versions)
+    if done is None:
+        say(f"nothing to materialize in the {tier} tier (nothing published, or not a local store)")
+    elif not done.made:
+        say(f"release {done.release} of the {tier} tier is materialized already ({done.path})")
+    else:
+        say(
+            f"release {done.release} of the {tier} tier materialized as DuckDB tables in "
+            f"{done.seconds:.1f} s ({done.path.stat().st_size / 2**20:.1f} MiB)"
+        )

@@ -4,7 +4,7 @@
 same as a machine losing power or the OOM killer — and is unset in normal operation. The points
 are the stage boundaries and the steps of a publish: before its commit (data and release files
 being written), before the catalog records it, before and after the symlink swap
-(docs/reliability.md lists them).
+(docs/reliability.md lists them); and the steps of materializing a release.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ CRASH_POINTS = (
     "publish:before_swap",
     "publish:after_swap",
 )
+# The steps of ``scdx publish materialize`` (not a refresh's): its copy written, moved into place,
+# recorded in the catalog, and the path swapped to it.
+MATERIALIZE_POINTS = ("materialize:before_move", "materialize:before_record", "materialize:before_swap")
 
 
 def crash_point(name: str) -> None:

@@ -23,15 +23,11 @@ from pipelines.dictionary.marts import MartState, mart_state
 from pipelines.dictionary.state import DatasetState, data_docs_page, dataset_state, relative_link
 from pipelines.marts import load_marts
 from pipelines.store.layout import Layout
+from pipelines.store.tiers import release_tables
 
 
 def _views(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
-    return {
-        name
-        for (name,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE schema_name = ?", [schema]
-        ).fetchall()
-    }
+    return {name.partition(".")[2] for name in release_tables(con, [schema])}
 
 
 def _meta_tables(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ import duckdb
 from pipelines.common.sql import quote_identifier
 from pipelines.marts import Mart
 from pipelines.marts.lineage import source_tables
+from pipelines.store.tiers import release_tables
 
 
 @dataclass
@@ -47,10 +48,8 @@ def mart_state(con: duckdb.DuckDBPyConnection | None, mart: Mart, views: set[str
     )
     if con is None or mart.name not in views:
         return state
-    (comment,) = con.execute(
-        "SELECT comment FROM duckdb_views() WHERE schema_name = 'marts' AND view_name = ?", [mart.name]
-    ).fetchone() or ("",)
-    state.method = str(comment or mart.method)
+    comment = release_tables(con, ["marts"]).get(f"marts.{mart.name}")
+    state.method = comment or mart.method
     state.columns = [
         MartColumn(str(n), str(t), str(c or ""))
         for n, t, c in con.execute(

@@ -37,7 +37,7 @@ from pipelines.contracts import Partner, PartnerRegistry, load_partners
 from pipelines.store import StoreError
 from pipelines.store.kinds import store_kind
 from pipelines.store.layout import Layout, fsync_path
-from pipelines.store.tiers import open_store
+from pipelines.store.tiers import open_store, release_tables
 
 log = logging.getLogger("scdx.extracts")
 
@@ -101,10 +101,8 @@ def _private_dir(path: Path) -> Path:
 
 def _views(source: Source) -> dict[str, str]:
     """The curated views of a release, with their comments."""
-    rows = source.con.execute(
-        "SELECT view_name, coalesce(comment, '') FROM duckdb_views() WHERE schema_name = 'curated'"
-    ).fetchall()
-    return {str(name): str(comment) for name, comment in rows}
+    tables = release_tables(source.con, ["curated"])
+    return {name.partition(".")[2]: comment for name, comment in tables.items()}
 
 
 def _column_comments(source: Source, table: str) -> list[tuple[str, str]]:

@@ -157,6 +157,19 @@ def refresh_report() -> dict[str, Any]:
     return {"report": str(index)}
 
 
+def materialize_public() -> dict[str, Any]:
+    """Write the current public release once more as DuckDB tables for analysts (``scdx publish
+    materialize``); returns the release and how long it took (nothing when already done)."""
+    from pipelines.store.layout import Layout
+    from pipelines.store.tiers import materialize_current
+
+    settings = load_settings()
+    done = materialize_current(Layout(settings.data_dir), "public", settings.keep_versions)
+    if done is None:
+        return {"release": None}
+    return {"release": done.release, "made": done.made, "seconds": round(done.seconds, 2)}
+
+
 def waiting_partner_secrets() -> dict[str, SecretRef]:
     """Where the keys of the partners with submissions waiting in the inbox are (partner id ->
     its env variable and Airflow connection): the keys an ingest of the inbox will need."""

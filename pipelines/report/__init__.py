@@ -31,7 +31,7 @@ from pipelines.report.release import (
     table_releases,
 )
 from pipelines.store.layout import Layout
-from pipelines.store.tiers import is_published, open_public
+from pipelines.store.tiers import is_published, open_public, release_tables
 
 __all__ = ["CHARTS", "WHEN_PUBLISHED", "ReportError", "write_report"]
 
@@ -73,22 +73,12 @@ class Section:
 
 
 def _tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {
-        f"{schema}.{name}"
-        for schema, name in con.execute("SELECT schema_name, view_name FROM duckdb_views()").fetchall()
-    }
+    return set(release_tables(con, ["curated", "marts"]))
 
 
 def _mart_methods(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for table in tables:
-        schema, _, name = table.partition(".")
-        row = con.execute(
-            "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?", [schema, name]
-        ).fetchone()
-        if schema == "marts" and row and row[0]:
-            out.append((table, str(row[0])))
-    return tuple(out)
+    comments = release_tables(con, ["marts"])
+    return tuple((table, comments[table]) for table in tables if comments.get(table))
 
 
 def _section(

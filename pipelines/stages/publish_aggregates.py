@@ -30,7 +30,7 @@ from pipelines.stages.flow_aggregates import (
 )
 from pipelines.store import Draft, Release
 from pipelines.store.layout import Layout
-from pipelines.store.tiers import is_published, open_current, open_store
+from pipelines.store.tiers import is_published, open_current, open_store, release_tables
 
 log = logging.getLogger("scdx.aggregates")
 
@@ -77,14 +77,9 @@ def _restricted_rows(layout: Layout) -> dict[str, pa.Table]:
         return {}
     found = {}
     with open_current(layout, "restricted") as con:
-        views = {
-            name
-            for (name,) in con.execute(
-                "SELECT view_name FROM duckdb_views() WHERE schema_name = 'curated'"
-            ).fetchall()
-        }
+        published = release_tables(con, ["curated"])
         for aggregate in AGGREGATES:
-            if aggregate.dataset in views:
+            if f"curated.{aggregate.dataset}" in published:
                 found[aggregate.dataset] = con.sql(
                     f"SELECT * FROM curated.{quote_identifier(aggregate.dataset)}"
                 ).to_arrow_table()

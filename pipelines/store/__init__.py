@@ -99,6 +99,7 @@ class Damage:
     release: int
     path: str
     problem: str
+    fix: str = ""  # what repairs it, when not a rollback (a materialized copy is written again)
 
 
 class Draft(Protocol):

@@ -10,7 +10,8 @@ schema is created on first use. What it holds:
 - ``scdx_releases``: every release of a tier (number, time, kind, runs, what changed, row counts);
 - ``scdx_release_tables``: the tables of each release and how the store finds their data;
 - ``scdx_files``: every data file a store wrote (checksum, size, modification time), so damage is
-  found before a release is built on it and unreferenced files can be removed.
+  found before a release is built on it and unreferenced files can be removed;
+- ``scdx_release_copies``: the current release's materialized copy (DuckDB tables), if made.
 
 Lists and documents are JSON text, so SQLite and PostgreSQL hold them alike.
 """

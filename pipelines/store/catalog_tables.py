@@ -144,3 +144,16 @@ data_files = sa.Table(
     _ts("created_at", nullable=False),
     sa.Column("removed", sa.Boolean, nullable=False, default=False),
 )
+
+# The materialized copy of a tier's current release (pipelines.store.materialize): at most one per
+# release, removed when a newer release becomes current.
+release_copies = sa.Table(
+    "scdx_release_copies",
+    metadata,
+    sa.Column("tier", sa.String(32), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    _ts("created_at", nullable=False),
+)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -47,10 +48,23 @@ from pipelines.store import (
 )
 from pipelines.store.catalog import Catalog, dumps
 from pipelines.store.changes import describe_changes
-from pipelines.store.damage import check_release_files, damaged_files
+from pipelines.store.damage import CHANGED, check_release_files, damaged_files
 from pipelines.store.draft import LocalDraft, StoreDirs
 from pipelines.store.layout import VersionStore, fsync_path
 from pipelines.store.locks import LockTimeout, file_lock
+from pipelines.store.materialize import (
+    COPY_SUFFIX,
+    REBUILD,
+    Materialized,
+    copy_path,
+    copy_workspace,
+    forget_copies,
+    intact_copy,
+    record_copy,
+    recorded_copies,
+    seal_copy,
+    write_tables_copy,
+)
 from pipelines.store.recorded import CatalogReleases
 from pipelines.store.release_file import write_release_file
 from pipelines.store.segments import StoredTable, file_sha256, view_sql
@@ -136,12 +150,14 @@ class LocalStore(CatalogReleases):
             leftover.unlink(missing_ok=True)
         if latest is None or not latest["file"]:
             return
-        target = self.root / latest["file"]
+        # The release's materialized copy when it has an intact one, else its release file.
+        copy = intact_copy(self.root, recorded_copies(self.catalog, self.tier).get(latest["number"]))
+        target = copy or self.root / latest["file"]
         if target.exists() and (
             not self.paths.link.is_symlink() or Path(os.readlink(self.paths.link)).name != target.name
         ):
             log.warning(
-                "%s tier: pointing %s at release %s (a publish stopped before its swap)",
+                "%s tier: pointing %s at release %s (a publish or materialize stopped before its swap)",
                 self.tier,
                 self.paths.link,
                 latest["number"],
@@ -288,7 +304,14 @@ class LocalStore(CatalogReleases):
     def verify(self) -> list[Damage]:
         """Every kept release's file and table files checked against their recorded checksums."""
         kept = [r["number"] for r in self.catalog.releases(self.tier) if r["kept"]]
-        return damaged_files(self.catalog, self.tier, self.root, {n: self._tables_of(n) for n in kept})
+        damage = damaged_files(self.catalog, self.tier, self.root, {n: self._tables_of(n) for n in kept})
+        for number, record in sorted(recorded_copies(self.catalog, self.tier).items()):
+            path = self.root / record["file"]
+            if not path.exists():
+                damage.append(Damage(number, record["file"], "missing", fix=REBUILD))
+            elif file_sha256(path) != record["sha256"]:
+                damage.append(Damage(number, record["file"], CHANGED, fix=REBUILD))
+        return damage
 
     def prune(self, keep: int) -> list[int]:
         releases = self.catalog.releases(self.tier)
@@ -301,6 +324,7 @@ class LocalStore(CatalogReleases):
         for row in releases:
             if row["number"] not in kept and row["file"]:
                 (self.root / row["file"]).unlink(missing_ok=True)
+        self._prune_copies(numbers[-1] if numbers else None)
         recorded = self.catalog.files(self.tier)
         unreferenced = [path for path in recorded if path not in referenced]
         for path in unreferenced:
@@ -313,3 +337,58 @@ class LocalStore(CatalogReleases):
                 if str(orphan.relative_to(self.root)) not in known:
                     orphan.unlink(missing_ok=True)
         return dropped
+
+    def _prune_copies(self, latest: int | None) -> None:
+        """Remove the materialized copies of every release but the latest, recorded or not (a
+        materialize killed between moving its copy into place and recording it)."""
+        copies = recorded_copies(self.catalog, self.tier)
+        stale = [number for number in copies if number != latest]
+        for number in stale:
+            (self.root / copies[number]["file"]).unlink(missing_ok=True)
+        forget_copies(self.catalog, self.tier, stale)
+        wanted = {self.root / copies[latest]["file"]} if latest in copies else set()
+        for path in self.paths.versions_dir.glob(f"*{COPY_SUFFIX}"):
+            if path not in wanted:
+                path.unlink(missing_ok=True)
+
+    # --- the materialized copy (pipelines.store.materialize) ------------------------------------
+
+    def materialize(self, number: int | None = None) -> Materialized | None:
+        """Write release ``number`` (default: the current one) once more as DuckDB tables and point
+        the tier's path at the copy, if that release is still current once it is written. None
+        when nothing is published, or when a newer release became current meanwhile."""
+        release = (
+            self.catalog.latest_release(self.tier)
+            if number is None
+            else self.catalog.release(self.tier, number)
+        )
+        if release is None or not release["file"]:
+            return None
+        number = int(release["number"])
+        final = copy_path(self.paths, number)
+        started = time.monotonic()
+        with copy_workspace(self.paths, self.private) as temporary:
+            record = recorded_copies(self.catalog, self.tier).get(number)
+            if intact_copy(self.root, record) == final and record and file_sha256(final) == record["sha256"]:
+                self.heal()  # a materialize killed before its swap left the path at the release file
+                return Materialized(self.tier, number, final, 0.0, made=False)
+            # Never copy damage forward: the same check a publish makes before building on a release.
+            self._check_files(number, self._tables_of(number))
+            write_tables_copy(self.root / release["file"], temporary)
+            seal_copy(temporary, self.private)
+            crash_point("materialize:before_move")
+            with self._locked():
+                latest = self.catalog.latest_release(self.tier)
+                if latest is None or latest["number"] != number:
+                    log.info(
+                        "%s tier: release %s is no longer current; its copy is dropped", self.tier, number
+                    )
+                    return None
+                os.replace(temporary, final)
+                fsync_path(final.parent)
+                crash_point("materialize:before_record")
+                record_copy(self.catalog, self.tier, number, self.root, final)
+                crash_point("materialize:before_swap")
+                self._swap(final)
+        log.info("%s tier: release %s materialized as DuckDB tables (%s)", self.tier, number, final)
+        return Materialized(self.tier, number, final, time.monotonic() - started, made=True)

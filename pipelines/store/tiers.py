@@ -3,7 +3,7 @@ operational catalog, and read-only connections to a tier's current release (what
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date
 from typing import Any
@@ -16,6 +16,24 @@ from pipelines.store import ReleaseStore, StoreError
 from pipelines.store.catalog import Catalog, open_catalog
 from pipelines.store.kinds import open_release_store, store_kind
 from pipelines.store.layout import Layout
+from pipelines.store.materialize import Materialized
+
+_RELATIONS = """
+SELECT schema_name, view_name, comment FROM duckdb_views() WHERE NOT internal
+UNION ALL
+SELECT schema_name, table_name, comment FROM duckdb_tables()
+"""
+
+
+def release_tables(con: duckdb.DuckDBPyConnection, schemas: Sequence[str]) -> dict[str, str]:
+    """The tables of the release ``con`` reads in ``schemas`` ("schema.name" -> its comment):
+    views over Parquet as a release is published, DuckDB tables once it is materialized."""
+    wanted = set(schemas)
+    return {
+        f"{schema}.{name}": str(comment or "")
+        for schema, name, comment in sorted(con.execute(_RELATIONS).fetchall())
+        if schema in wanted
+    }
 
 
 def tier_of(contract: Contract) -> str:
@@ -31,6 +49,22 @@ def catalog_of(layout: Layout) -> Catalog:
 def open_store(layout: Layout, tier: str = "public", keep_versions: int = 10) -> ReleaseStore:
     """The release store of a tier, of the kind ``SCDX_STORE_KIND`` names (local by default)."""
     return open_release_store(layout.root, tier, keep_versions)
+
+
+def materialize_current(layout: Layout, tier: str = "public", keep_versions: int = 10) -> Materialized | None:
+    """Write the tier's current release once more as DuckDB tables and point its path there
+    (pipelines.store.materialize). None when nothing is published, or when the tier's store is
+    Iceberg: there analysts read the tables through an engine, not one DuckDB file."""
+    from pipelines.store.local import LocalStore
+
+    store = open_store(layout, tier, keep_versions)
+    if not isinstance(store, LocalStore):
+        return None
+    for _ in range(3):  # a release published while the copy was written: copy that one instead
+        done = store.materialize()
+        if done is not None or store.current() is None:
+            return done
+    return None
 
 
 def is_published(layout: Layout, tier: str = "public") -> bool:
@@ -72,10 +106,7 @@ def last_published(layout: Layout, contract: Contract, field_name: str) -> date 
     if not is_published(layout, tier_of(contract)):
         return None
     with open_current(layout, tier_of(contract)) as con:
-        exists = con.execute(
-            "SELECT 1 FROM duckdb_views() WHERE schema_name = 'curated' AND view_name = ?", [contract.dataset]
-        ).fetchone()
-        if not exists:
+        if f"curated.{contract.dataset}" not in release_tables(con, ["curated"]):
             return None
         row = con.execute(
             f"SELECT max({quote_identifier(field_name)}) FROM curated.{quote_identifier(contract.dataset)}"
