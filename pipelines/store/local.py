@@ -6,7 +6,9 @@ with owner-only directories and files):
     tables/public/<table>/<release>-<id>.parquet   immutable table data (0444), never rewritten
     versions/public/scdx-vNNNNNN.duckdb             release N: views over its tables' files, the
                                                     reference lists and meta.* (0444)
-    scdx.duckdb -> versions/public/scdx-vNNNNNN.duckdb   what analysts open, read-only
+    versions/public/scdx-vNNNNNN.tables.duckdb      the current release as DuckDB tables, once
+                                                    materialized (pipelines.store.materialize)
+    scdx.duckdb -> versions/public/scdx-vNNNNNN[.tables].duckdb   what analysts open, read-only
     catalog.sqlite                                  the operational catalog (or SCDX_CATALOG_URL)
 
 A table is an ordered list of *segments*: a Parquet file and the partitions of it that later
