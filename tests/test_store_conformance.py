@@ -278,6 +278,9 @@ def test_a_publisher_stopped_by_a_signal_leaves_a_whole_release_and_the_next_pub
             sys.executable,
             "-c",
             "import os, signal, sys\n"
+            # Ctrl-C as a terminal delivers it: a job a shell started in the background (a CI
+            # script run with `&`) inherits SIGINT ignored, and would publish through it.
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "import pipelines.common.faults as faults\n"
             f"faults.crash_point = lambda name: os.kill(os.getpid(), {int(signal_number)}) if name == 'publish:before_catalog' else None\n"
             "import pipelines.store.local as local\n"
