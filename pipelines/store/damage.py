@@ -31,6 +31,13 @@ def stat_problem(path: Path, record: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def checksum_problem(path: Path, sha256: str) -> str | None:
+    """What is wrong with a file against its recorded checksum (missing, changed), or None."""
+    if not path.exists():
+        return "missing"
+    return CHANGED if file_sha256(path) != sha256 else None
+
+
 def check_release_files(
     catalog: Catalog,
     tier: str,
@@ -75,20 +82,13 @@ def damaged_files(
     release_rows = {r["number"]: r for r in catalog.releases(tier)}
     for number, tables in kept.items():
         row = release_rows[number]
-        if row["file"]:
-            path = root / row["file"]
-            if not path.exists():
-                damage.append(Damage(number, row["file"], "missing"))
-            elif file_sha256(path) != row["sha256"]:
-                damage.append(Damage(number, row["file"], CHANGED))
+        if row["file"] and (problem := checksum_problem(root / row["file"], row["sha256"])):
+            damage.append(Damage(number, row["file"], problem))
         for table in tables.values():
             for segment in table.segments:
                 record = recorded.get(segment.file)
-                path = root / segment.file
                 if record is None:
                     damage.append(Damage(number, segment.file, "not recorded in the catalog"))
-                elif not path.exists():
-                    damage.append(Damage(number, segment.file, "missing"))
-                elif file_sha256(path) != record["sha256"]:
-                    damage.append(Damage(number, segment.file, CHANGED))
+                elif problem := checksum_problem(root / segment.file, record["sha256"]):
+                    damage.append(Damage(number, segment.file, problem))
     return damage

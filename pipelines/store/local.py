@@ -50,7 +50,7 @@ from pipelines.store import (
 )
 from pipelines.store.catalog import Catalog, dumps
 from pipelines.store.changes import describe_changes
-from pipelines.store.damage import CHANGED, check_release_files, damaged_files
+from pipelines.store.damage import check_release_files, checksum_problem, damaged_files
 from pipelines.store.draft import LocalDraft, StoreDirs
 from pipelines.store.layout import VersionStore, fsync_path
 from pipelines.store.locks import LockTimeout, file_lock
@@ -308,11 +308,8 @@ class LocalStore(CatalogReleases):
         kept = [r["number"] for r in self.catalog.releases(self.tier) if r["kept"]]
         damage = damaged_files(self.catalog, self.tier, self.root, {n: self._tables_of(n) for n in kept})
         for number, record in sorted(recorded_copies(self.catalog, self.tier).items()):
-            path = self.root / record["file"]
-            if not path.exists():
-                damage.append(Damage(number, record["file"], "missing", fix=REBUILD))
-            elif file_sha256(path) != record["sha256"]:
-                damage.append(Damage(number, record["file"], CHANGED, fix=REBUILD))
+            if problem := checksum_problem(self.root / record["file"], record["sha256"]):
+                damage.append(Damage(number, record["file"], problem, fix=REBUILD))
         return damage
 
     def prune(self, keep: int) -> list[int]:
@@ -371,7 +368,11 @@ class LocalStore(CatalogReleases):
         started = time.monotonic()
         with copy_workspace(self.paths, self.private) as temporary:
             record = recorded_copies(self.catalog, self.tier).get(number)
-            if intact_copy(self.root, record) == final and record and file_sha256(final) == record["sha256"]:
+            if (
+                record
+                and intact_copy(self.root, record) == final
+                and not checksum_problem(final, record["sha256"])
+            ):
                 self.heal()  # a materialize killed before its swap left the path at the release file
                 return Materialized(self.tier, number, final, 0.0, made=False)
             # Never copy damage forward: the same check a publish makes before building on a release.

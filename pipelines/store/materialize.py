@@ -136,7 +136,9 @@ def record_copy(catalog: Catalog, tier: str, number: int, root: Path, path: Path
         "created_at": datetime.now(UTC),
     }
     with catalog.begin() as db:
-        db.execute(release_copies.delete().where(_of(tier, number)))
+        db.execute(
+            release_copies.delete().where(release_copies.c.tier == tier, release_copies.c.number == number)
+        )
         db.execute(release_copies.insert().values(**row))
 
 
@@ -165,7 +167,3 @@ def intact_copy(root: Path, record: dict[str, Any] | None) -> Path | None:
         return path if path.stat().st_size == record["bytes"] else None
     except FileNotFoundError:
         return None
-
-
-def _of(tier: str, number: int) -> Any:
-    return (release_copies.c.tier == tier) & (release_copies.c.number == number)
